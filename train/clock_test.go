@@ -1,0 +1,7 @@
+package train
+
+import "time"
+
+var start = time.Now()
+
+func nowSeconds() float64 { return time.Since(start).Seconds() }

@@ -1,0 +1,206 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/cebm/cebm/train/graph"
+)
+
+// Engine runs the model's training graphs on ONNX Runtime. ONNX Runtime
+// computes every node of a graph, so each job has its own minimal graph:
+//
+//	energy:   x → E(x)
+//	langevin: x → E(x), ∂ΣE/∂x                       (every SGLD step)
+//	step:     x, a, b → E(x), ∂L/∂θ with L's per-image weight a_i + b_i·E_i
+//
+// The step graph's weights make one pass over [x+; x−] give the gradient of
+// loss = mean E(x+) − mean E(x−) + γ(mean E(x+)² + mean E(x−)²):
+// ∂loss/∂θ = Σ_i (a_i + b_i·E_i)·∂E_i/∂θ with a = ±1/B and b = 2γ/B.
+//
+// An Engine is for one goroutine at a time.
+type Engine struct {
+	Model    Model
+	specs    []ParamSpec
+	energy   *graph.Session
+	langevin *graph.Session
+	step     *graph.Session
+	feed     map[string][]float32
+}
+
+// Names of graph inputs and outputs.
+const (
+	inX      = "x"
+	inA      = "a"
+	inB      = "b"
+	outE     = "energy"
+	outDx    = "grad_x"
+	outT1    = "t1"
+	outT2    = "t2"
+	outFeat  = "feature"
+	outGradP = "grad."
+)
+
+func (m Model) declare(g *graph.Graph) (*graph.Value, []*graph.Value) {
+	a := m.Arch
+	x := g.Input(inX, graph.Batch, a.C, a.H, a.W)
+	var ps []*graph.Value
+	for _, s := range m.ParamSpecs() {
+		ps = append(ps, g.Param(s.Name, s.Shape...))
+	}
+	return x, ps
+}
+
+// NewEngine builds and compiles the three graphs. threads is ONNX Runtime's
+// intra-op thread count (0: all cores).
+func NewEngine(m Model, threads int) (*Engine, error) {
+	e := &Engine{Model: m, specs: m.ParamSpecs(), feed: map[string][]float32{}}
+	var err error
+
+	g := graph.New(graph.Float32)
+	x, ps := m.declare(g)
+	g.Output(outE, m.Build(g, x, ps).Energy)
+	if e.energy, err = graph.NewSession(g, graph.ModelOptions{}, threads); err != nil {
+		return nil, fmt.Errorf("energy graph: %w", err)
+	}
+
+	g = graph.New(graph.Float32)
+	x, ps = m.declare(g)
+	en := m.Build(g, x, ps).Energy
+	g.Output(outE, en)
+	g.Output(outDx, g.Grad(en, nil, x)[0])
+	if e.langevin, err = graph.NewSession(g, graph.ModelOptions{}, threads); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("langevin graph: %w", err)
+	}
+
+	g = graph.New(graph.Float32)
+	x, ps = m.declare(g)
+	a := g.Input(inA, graph.Batch)
+	b := g.Input(inB, graph.Batch)
+	en = m.Build(g, x, ps).Energy
+	g.Output(outE, en)
+	seed := g.Add(a, g.Mul(b, en))
+	for i, d := range g.Grad(en, seed, ps...) {
+		g.Output(outGradP+e.specs[i].Name, d)
+	}
+	if e.step, err = graph.NewSession(g, graph.ModelOptions{}, threads); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("parameter-gradient graph: %w", err)
+	}
+	return e, nil
+}
+
+// Close releases the sessions.
+func (e *Engine) Close() {
+	for _, s := range []*graph.Session{e.energy, e.langevin, e.step} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func (e *Engine) setParams(params [][]float32) error {
+	if len(params) != len(e.specs) {
+		return fmt.Errorf("engine: %d parameter tensors, want %d", len(params), len(e.specs))
+	}
+	for i, s := range e.specs {
+		if len(params[i]) != s.Size() {
+			return fmt.Errorf("engine: %s has %d values, want %d", s.Name, len(params[i]), s.Size())
+		}
+		e.feed[s.Name] = params[i]
+	}
+	return nil
+}
+
+func (e *Engine) batchOf(x []float32) (int, error) {
+	a := e.Model.Arch
+	per := a.C * a.H * a.W
+	if len(x) == 0 || len(x)%per != 0 {
+		return 0, fmt.Errorf("engine: %d values is not a batch of %d×%d×%d images", len(x), a.C, a.H, a.W)
+	}
+	return len(x) / per, nil
+}
+
+// Energy returns E(x) for a batch x (NCHW). The result is reused by the
+// next call.
+func (e *Engine) Energy(params [][]float32, x []float32) ([]float32, error) {
+	n, err := e.batchOf(x)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.setParams(params); err != nil {
+		return nil, err
+	}
+	e.feed[inX] = x
+	out, err := e.energy.Run(n, e.feed)
+	if err != nil {
+		return nil, err
+	}
+	return out[outE], nil
+}
+
+// EnergyGrad returns E(x) and ∂ΣE/∂x (the Langevin step's gradient). The
+// results are reused by the next call.
+func (e *Engine) EnergyGrad(params [][]float32, x []float32) (energy, gradX []float32, err error) {
+	n, err := e.batchOf(x)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := e.setParams(params); err != nil {
+		return nil, nil, err
+	}
+	e.feed[inX] = x
+	out, err := e.langevin.Run(n, e.feed)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out[outE], out[outDx], nil
+}
+
+// ParamGrad returns E(x) and Σ_i (a_i + b_i·E_i)·∂E_i/∂θ for every
+// parameter tensor (ParamSpecs order). Results are reused by the next call.
+func (e *Engine) ParamGrad(params [][]float32, x, a, b []float32) (energy []float32, grads [][]float32, err error) {
+	n, err := e.batchOf(x)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(a) != n || len(b) != n {
+		return nil, nil, fmt.Errorf("engine: weights a, b have %d, %d values for batch %d", len(a), len(b), n)
+	}
+	if err := e.setParams(params); err != nil {
+		return nil, nil, err
+	}
+	e.feed[inX], e.feed[inA], e.feed[inB] = x, a, b
+	out, err := e.step.Run(n, e.feed)
+	delete(e.feed, inA)
+	delete(e.feed, inB)
+	if err != nil {
+		return nil, nil, err
+	}
+	grads = make([][]float32, len(e.specs))
+	for i, s := range e.specs {
+		grads[i] = out[outGradP+s.Name]
+	}
+	return out[outE], grads, nil
+}
+
+// ExportGraph builds the deployable encoder with the parameter values baked
+// in: x → t1, t2 (CEBM, GMM-CEBM) or x → feature, energy (IGEBM), and also
+// the energy for the CEBMs (so OOD scores need no second model).
+func ExportGraph(m Model, params [][]float32, meta map[string]string) ([]byte, error) {
+	g := graph.New(graph.Float32)
+	x, ps := m.declare(g)
+	terms := m.Build(g, x, ps)
+	if m.Kind == IGEBM {
+		g.Output(outFeat, terms.Feature)
+	} else {
+		g.Output(outT1, terms.T1)
+		g.Output(outT2, terms.T2)
+	}
+	g.Output(outE, terms.Energy)
+	values := map[string][]float32{}
+	for i, s := range m.ParamSpecs() {
+		values[s.Name] = params[i]
+	}
+	return g.Marshal(graph.ModelOptions{Params: values, Metadata: meta, Name: "cebm-" + string(m.Kind), DocString: "conjugate energy-based model encoder"})
+}
