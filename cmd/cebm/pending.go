@@ -19,7 +19,3 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 func runEval(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	return errors.New("eval: evaluation is not built yet (see the trainer issue)")
 }
-
-func runData(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("data: not built yet")
-}
