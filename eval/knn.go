@@ -1,0 +1,76 @@
+// Package eval measures representations the way the paper does (cebm-spec
+// §4): 1-nearest-neighbour accuracy in latent space and in pixel space, with
+// the confusion matrix.
+package eval
+
+import (
+	"fmt"
+
+	"github.com/cebm/cebm/index"
+)
+
+// KNNResult is a k-NN classification of a test split against a reference
+// split.
+type KNNResult struct {
+	Accuracy float64 `json:"accuracy"`
+	// Confusion[i][j] is the fraction of test images of true class i
+	// predicted as class j; rows sum to 1 (rows of absent classes are 0).
+	Confusion [][]float64 `json:"confusion"`
+	Correct   int         `json:"correct"`
+	Total     int         `json:"total"`
+}
+
+// KNN classifies every test vector by its k nearest reference vectors
+// (squared L2, exact) and scores the predictions.
+func KNN(ref []float32, refLabels []int, test []float32, testLabels []int, dim, k, classes int) (KNNResult, error) {
+	if len(ref) != len(refLabels)*dim || len(test) != len(testLabels)*dim {
+		return KNNResult{}, fmt.Errorf("eval: vectors and labels disagree (dim %d)", dim)
+	}
+	ix := index.New(dim, "")
+	if _, err := ix.Add(ref, refLabels); err != nil {
+		return KNNResult{}, err
+	}
+	res, err := ix.ClassifyBatch(test, k)
+	if err != nil {
+		return KNNResult{}, err
+	}
+	pred := make([]int, len(res))
+	for i, r := range res {
+		pred[i] = r.Label
+	}
+	return Score(pred, testLabels, classes), nil
+}
+
+// Score compares predictions with true labels.
+func Score(pred, truth []int, classes int) KNNResult {
+	counts := make([][]int, classes)
+	for i := range counts {
+		counts[i] = make([]int, classes)
+	}
+	r := KNNResult{Total: len(truth)}
+	for i, t := range truth {
+		if pred[i] == t {
+			r.Correct++
+		}
+		if t >= 0 && t < classes && pred[i] >= 0 && pred[i] < classes {
+			counts[t][pred[i]]++
+		}
+	}
+	if r.Total > 0 {
+		r.Accuracy = float64(r.Correct) / float64(r.Total)
+	}
+	r.Confusion = make([][]float64, classes)
+	for i, row := range counts {
+		r.Confusion[i] = make([]float64, classes)
+		n := 0
+		for _, c := range row {
+			n += c
+		}
+		for j, c := range row {
+			if n > 0 {
+				r.Confusion[i][j] = float64(c) / float64(n)
+			}
+		}
+	}
+	return r
+}

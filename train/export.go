@@ -1,0 +1,154 @@
+package train
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"path/filepath"
+	"strconv"
+
+	"github.com/cebm/cebm/data"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// Metadata keys of an exported model (ModelProto.metadata_props). Together
+// they make the file self-describing: the service needs nothing else.
+const (
+	MetaKind       = "kind"        // cebm, gmm-cebm, igebm
+	MetaLatentDim  = "latent_dim"  // D
+	MetaPrior      = "prior"       // JSON [{"eta1": [...], "eta2": [...]}, ...], one per component
+	MetaInputShape = "input_shape" // JSON [C, H, W]
+	MetaScaling    = "input_scaling"
+	MetaPolarity   = "input_polarity" // light-on-dark for MNIST-style data
+	MetaClasses    = "classes"        // JSON list of class names
+	MetaDataset    = "dataset"
+	MetaSteps      = "steps"
+	MetaWallTime   = "wall_time_s"
+	MetaConfig     = "config" // JSON Config
+	MetaOutputs    = "outputs"
+)
+
+// PriorJSON is one prior component in natural parameters.
+type PriorJSON struct {
+	Eta1 []float64 `json:"eta1"`
+	Eta2 []float64 `json:"eta2"`
+}
+
+// Metadata describes a trained model for its export.
+func Metadata(st *State, m Model, classes []string) (map[string]string, error) {
+	cfg, err := json.Marshal(st.Config)
+	if err != nil {
+		return nil, err
+	}
+	shape, _ := json.Marshal([]int{m.Arch.C, m.Arch.H, m.Arch.W})
+	cls, _ := json.Marshal(classes)
+	meta := map[string]string{
+		MetaKind:       string(m.Kind),
+		MetaInputShape: string(shape),
+		MetaScaling:    "x/127.5-1: pixel bytes 0..255 to [-1, 1]",
+		MetaClasses:    string(cls),
+		MetaDataset:    st.Config.Data,
+		MetaSteps:      strconv.Itoa(st.Step),
+		MetaWallTime:   strconv.FormatFloat(st.Elapsed.Seconds(), 'f', 1, 64),
+		MetaConfig:     string(cfg),
+	}
+	if m.Arch.C == 1 {
+		meta[MetaPolarity] = "light-on-dark"
+	}
+	if m.Kind == IGEBM {
+		meta[MetaOutputs] = "feature,energy"
+		meta[MetaLatentDim] = strconv.Itoa(m.Arch.Hidden[len(m.Arch.Hidden)-1])
+		return meta, nil
+	}
+	meta[MetaOutputs] = "t1,t2,energy"
+	meta[MetaLatentDim] = strconv.Itoa(m.Arch.LatentDim)
+	var prior []PriorJSON
+	for _, c := range m.Prior(st.Params) {
+		prior = append(prior, PriorJSON{c.Eta1, c.Eta2})
+	}
+	p, err := json.Marshal(prior)
+	if err != nil {
+		return nil, err
+	}
+	meta[MetaPrior] = string(p)
+	return meta, nil
+}
+
+// ExportModel writes the encoder of a trained state to path (atomically).
+func ExportModel(path string, st *State, classes []string) error {
+	m, err := ModelFor(st.Config)
+	if err != nil {
+		return err
+	}
+	meta, err := Metadata(st, m, classes)
+	if err != nil {
+		return err
+	}
+	b, err := ExportGraph(m, st.Params, meta)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, b)
+}
+
+// WritePictures draws the training curves and a grid of replay-buffer
+// samples into the run folder.
+func WritePictures(dir string, t *Trainer) error {
+	ms, err := ReadMetrics(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		return err
+	}
+	if err := PlotCurves(filepath.Join(dir, CurvesFile), ms); err != nil {
+		return err
+	}
+	a := t.Model.Arch
+	n := min(64, t.State.Config.BufferSize)
+	return data.SaveGrid(filepath.Join(dir, SamplesFile), t.State.Buffer[:n*a.C*a.H*a.W], n, a.C, a.H, a.W, nil, 8)
+}
+
+// PlotCurves draws loss, mean E(x+) and mean E(x−) against the step.
+func PlotCurves(path string, ms []Metrics) error {
+	if len(ms) == 0 {
+		return fmt.Errorf("no metrics to plot")
+	}
+	p := plot.New()
+	p.Title.Text = "CEBM training"
+	p.X.Label.Text = "step"
+	p.Y.Label.Text = "value"
+	p.Add(plotter.NewGrid())
+	series := []struct {
+		name string
+		get  func(Metrics) float64
+		c    color.RGBA
+	}{
+		{"loss", func(m Metrics) float64 { return m.Loss }, color.RGBA{0, 0, 0, 255}},
+		{"mean E(x+) data", func(m Metrics) float64 { return m.EPos }, color.RGBA{31, 119, 180, 255}},
+		{"mean E(x−) samples", func(m Metrics) float64 { return m.ENeg }, color.RGBA{214, 39, 40, 255}},
+	}
+	for _, s := range series {
+		pts := make(plotter.XYs, len(ms))
+		for i, m := range ms {
+			pts[i].X, pts[i].Y = float64(m.Step), s.get(m)
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return err
+		}
+		l.Color = s.c
+		p.Add(l)
+		p.Legend.Add(s.name, l)
+	}
+	p.Legend.Top = true
+	w, err := p.WriterTo(8*vg.Inch, 4.5*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, buf.Bytes())
+}

@@ -1,0 +1,213 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// Files of a run folder.
+const (
+	CheckpointFile = "checkpoint.ckpt"
+	MetricsFile    = "metrics.jsonl"
+	CurvesFile     = "curves.png"
+	SamplesFile    = "samples.png"
+	ModelFile      = "model.onnx"
+)
+
+// RunOptions control a training run's side effects.
+type RunOptions struct {
+	Dir      string          // run folder: checkpoint, metrics, pictures, model
+	Resume   bool            // continue from Dir's checkpoint
+	Progress io.Writer       // progress bar (nil: none)
+	Snapshot <-chan struct{} // a receive writes the pictures now (e.g. on SIGUSR1)
+	Log      func(format string, args ...any)
+}
+
+// Run trains until cfg.Steps or cfg.Duration, checkpointing every
+// cfg.CheckpointEvery steps and at the end, then exports the encoder to
+// Dir/model.onnx. A cancelled context stops after the current step with a
+// checkpoint. A diverged run keeps its last good checkpoint and returns an
+// error wrapping ErrDiverged.
+func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, error) {
+	logf := opt.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	ckpt := filepath.Join(opt.Dir, CheckpointFile)
+	var st *State
+	if opt.Resume {
+		var err error
+		if st, err = LoadCheckpoint(ckpt); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		// The run's length and threads may change on resume; the recipe may not.
+		st.Config.Steps, st.Config.Duration, st.Config.Threads = cfg.Steps, cfg.Duration, cfg.Threads
+		if err := truncateMetrics(filepath.Join(opt.Dir, MetricsFile), st.Step); err != nil {
+			return nil, err
+		}
+		logf("resumed from %s at step %d", ckpt, st.Step)
+	} else {
+		if _, err := os.Stat(ckpt); err == nil {
+			return nil, fmt.Errorf("%s exists: pass --resume to continue it, or choose another --out", ckpt)
+		}
+		m, err := ModelFor(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		st = NewState(cfg, m)
+		os.Remove(filepath.Join(opt.Dir, MetricsFile))
+	}
+	t, err := NewTrainer(st, data)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+
+	mf, err := os.OpenFile(filepath.Join(opt.Dir, MetricsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer mf.Close()
+
+	cfg = st.Config
+	total := cfg.Steps
+	var bar *progressbar.ProgressBar
+	if opt.Progress != nil {
+		max := int64(total)
+		if total <= 0 {
+			max = -1
+		}
+		bar = progressbar.NewOptions64(max,
+			progressbar.OptionSetWriter(opt.Progress),
+			progressbar.OptionSetDescription("training"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("steps"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionClearOnFinish())
+		bar.Set(st.Step)
+	}
+	save := func() error {
+		if err := t.SyncRNG(); err != nil {
+			return err
+		}
+		return SaveCheckpoint(ckpt, st)
+	}
+	startWall := time.Now()
+	startElapsed := st.Elapsed
+	done := func() bool {
+		if total > 0 && st.Step >= total {
+			return true
+		}
+		return cfg.Duration > 0 && st.Elapsed-startElapsed >= cfg.Duration
+	}
+	var runErr error
+	for !done() {
+		if ctx.Err() != nil {
+			logf("interrupted at step %d", st.Step)
+			break
+		}
+		select {
+		case <-opt.Snapshot:
+			if err := WritePictures(opt.Dir, t); err != nil {
+				logf("pictures: %v", err)
+			}
+		default:
+		}
+		m, err := t.Step()
+		if err != nil {
+			runErr = err
+			break
+		}
+		line, _ := json.Marshal(m)
+		if _, err := mf.Write(append(line, '\n')); err != nil {
+			return st, err
+		}
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("loss %+.3f  E+ %+.3f  E− %+.3f  %.2f steps/s", m.Loss, m.EPos, m.ENeg, m.StepsPer))
+			bar.Set(st.Step)
+		}
+		if st.Step%cfg.CheckpointEvery == 0 {
+			if err := save(); err != nil {
+				return st, fmt.Errorf("checkpoint: %w", err)
+			}
+		}
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	if runErr != nil {
+		if errors.Is(runErr, ErrDiverged) {
+			return st, fmt.Errorf("%w; the last good checkpoint (%s) is kept", runErr, ckpt)
+		}
+		return st, runErr
+	}
+	if err := save(); err != nil {
+		return st, fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := WritePictures(opt.Dir, t); err != nil {
+		logf("pictures: %v", err)
+	}
+	logf("trained %d steps in %s (this session %s)", st.Step, st.Elapsed.Round(time.Second), time.Since(startWall).Round(time.Second))
+	return st, nil
+}
+
+// truncateMetrics drops metric lines past the checkpoint's step: a run
+// killed between checkpoints wrote lines the resumed run will write again.
+func truncateMetrics(path string, step int) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var keep bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var m Metrics
+		if json.Unmarshal(sc.Bytes(), &m) != nil || m.Step > step {
+			continue
+		}
+		keep.Write(sc.Bytes())
+		keep.WriteByte('\n')
+	}
+	return WriteFileAtomic(path, keep.Bytes())
+}
+
+// ReadMetrics reads a run's metrics log.
+func ReadMetrics(path string) ([]Metrics, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Metrics
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		var m Metrics
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return nil, fmt.Errorf("%s:%s: %w", path, strconv.Itoa(line), err)
+		}
+		out = append(out, m)
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,255 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// Images is a training set: N images of C×H×W, NCHW float32 in [−1, 1].
+type Images struct {
+	X       []float32
+	N       int
+	Classes []string
+}
+
+// State is everything a run needs to continue exactly where it stopped;
+// checkpoints hold one.
+type State struct {
+	Config  Config
+	Step    int           // parameter updates done
+	Elapsed time.Duration // training wall time so far
+	Params  [][]float32
+	AdamM   [][]float32
+	AdamV   [][]float32
+	Buffer  []float32 // replay buffer, BufferSize images
+	RNG     []byte    // PCG state
+}
+
+// Metrics describe one parameter update.
+type Metrics struct {
+	Step     int     `json:"step"`
+	Loss     float64 `json:"loss"`
+	EPos     float64 `json:"e_pos"` // mean E(x+)
+	ENeg     float64 `json:"e_neg"` // mean E(x−)
+	StepsPer float64 `json:"steps_per_s"`
+	Elapsed  float64 `json:"elapsed_s"`
+}
+
+// ErrDiverged reports a non-finite or exploding loss.
+var ErrDiverged = errors.New("training diverged")
+
+// Trainer runs contrastive divergence with persistent Langevin chains.
+type Trainer struct {
+	State  *State
+	Model  Model
+	engine *Engine
+	data   Images
+	pcg    *rand.PCG
+	rng    *rand.Rand
+	per    int // values per image
+
+	// scratch, reused every step
+	xPos, xNeg, xBoth []float32
+	slots             []int
+	wa, wb            []float32
+}
+
+// NewState starts a run: initial parameters, zero Adam moments and a replay
+// buffer of U(−1, 1) noise, all from cfg.Seed.
+func NewState(cfg Config, m Model) *State {
+	pcg := rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)
+	rng := rand.New(pcg)
+	params := m.InitParams(rng)
+	st := &State{Config: cfg, Params: params}
+	for _, p := range params {
+		st.AdamM = append(st.AdamM, make([]float32, len(p)))
+		st.AdamV = append(st.AdamV, make([]float32, len(p)))
+	}
+	a := m.Arch
+	st.Buffer = make([]float32, cfg.BufferSize*a.C*a.H*a.W)
+	for i := range st.Buffer {
+		st.Buffer[i] = float32(2*rng.Float64() - 1)
+	}
+	st.RNG, _ = pcg.MarshalBinary()
+	return st
+}
+
+// ModelFor builds the model a config describes.
+func ModelFor(cfg Config) (Model, error) {
+	arch, err := ArchByName(cfg.Arch)
+	if err != nil {
+		return Model{}, err
+	}
+	return NewModel(cfg.Kind, arch, cfg.Components)
+}
+
+// NewTrainer prepares a run from a state (new or from a checkpoint).
+func NewTrainer(st *State, data Images) (*Trainer, error) {
+	cfg := st.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := ModelFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := m.Arch
+	per := a.C * a.H * a.W
+	if data.N < 1 || len(data.X) != data.N*per {
+		return nil, fmt.Errorf("training data: %d values for %d images of %d×%d×%d", len(data.X), data.N, a.C, a.H, a.W)
+	}
+	if len(st.Buffer) != cfg.BufferSize*per {
+		return nil, fmt.Errorf("replay buffer has %d values, want %d", len(st.Buffer), cfg.BufferSize*per)
+	}
+	pcg := &rand.PCG{}
+	if err := pcg.UnmarshalBinary(st.RNG); err != nil {
+		return nil, fmt.Errorf("random state: %w", err)
+	}
+	e, err := NewEngine(m, cfg.Threads)
+	if err != nil {
+		return nil, err
+	}
+	b := cfg.BatchSize
+	t := &Trainer{
+		State: st, Model: m, engine: e, data: data, pcg: pcg, rng: rand.New(pcg), per: per,
+		xBoth: make([]float32, 2*b*per), slots: make([]int, b),
+		wa: make([]float32, 2*b), wb: make([]float32, 2*b),
+	}
+	t.xPos, t.xNeg = t.xBoth[:b*per], t.xBoth[b*per:]
+	for i := 0; i < b; i++ {
+		t.wa[i], t.wa[b+i] = 1/float32(b), -1/float32(b)
+	}
+	for i := range t.wb {
+		t.wb[i] = float32(2 * cfg.Gamma / float64(b))
+	}
+	return t, nil
+}
+
+// Close releases ONNX Runtime sessions.
+func (t *Trainer) Close() { t.engine.Close() }
+
+// Engine exposes the compiled graphs (sampling, evaluation).
+func (t *Trainer) Engine() *Engine { return t.engine }
+
+// nextIndex draws a training image uniformly with replacement, from the
+// run's one random stream, so a resumed run continues the same sequence.
+func (t *Trainer) nextIndex() int { return t.rng.IntN(t.data.N) }
+
+// Step does one parameter update and returns its metrics.
+func (t *Trainer) Step() (Metrics, error) {
+	cfg := t.State.Config
+	b, per := cfg.BatchSize, t.per
+	start := time.Now()
+
+	// x+ = data + N(0, σ_data²)
+	for i := 0; i < b; i++ {
+		src := t.data.X[t.nextIndex()*per:][:per]
+		dst := t.xPos[i*per:][:per]
+		for j, v := range src {
+			dst[j] = v + float32(cfg.DataNoise*t.rng.NormFloat64())
+		}
+	}
+
+	// x− from the replay buffer (or fresh noise), then L Langevin steps.
+	for i := 0; i < b; i++ {
+		slot := t.rng.IntN(cfg.BufferSize)
+		t.slots[i] = slot
+		dst := t.xNeg[i*per:][:per]
+		if t.rng.Float64() < cfg.ReinitProb {
+			for j := range dst {
+				dst[j] = float32(2*t.rng.Float64() - 1)
+			}
+		} else {
+			copy(dst, t.State.Buffer[slot*per:][:per])
+		}
+	}
+	if err := t.Langevin(t.xNeg, cfg.SGLDSteps); err != nil {
+		return Metrics{}, err
+	}
+	for i, slot := range t.slots {
+		copy(t.State.Buffer[slot*per:][:per], t.xNeg[i*per:][:per])
+	}
+
+	// One pass over [x+; x−] gives the energies and the loss gradient.
+	energy, grads, err := t.engine.ParamGrad(t.State.Params, t.xBoth, t.wa, t.wb)
+	if err != nil {
+		return Metrics{}, err
+	}
+	var ePos, eNeg, e2Pos, e2Neg float64
+	for i := 0; i < b; i++ {
+		p, n := float64(energy[i]), float64(energy[b+i])
+		ePos += p
+		eNeg += n
+		e2Pos += p * p
+		e2Neg += n * n
+	}
+	fb := float64(b)
+	ePos, eNeg = ePos/fb, eNeg/fb
+	loss := ePos - eNeg + cfg.Gamma*(e2Pos/fb+e2Neg/fb)
+	if math.IsNaN(loss) || math.IsInf(loss, 0) || math.Abs(loss) > cfg.MaxLoss {
+		return Metrics{}, fmt.Errorf("%w at step %d: loss %v (E+ %.4g, E− %.4g; limit %g)", ErrDiverged, t.State.Step+1, loss, ePos, eNeg, cfg.MaxLoss)
+	}
+	for _, g := range grads {
+		for _, v := range g {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return Metrics{}, fmt.Errorf("%w at step %d: non-finite gradient", ErrDiverged, t.State.Step+1)
+			}
+		}
+	}
+	t.adam(grads)
+	t.State.Step++
+	dt := time.Since(start)
+	t.State.Elapsed += dt
+	return Metrics{
+		Step: t.State.Step, Loss: loss, EPos: ePos, ENeg: eNeg,
+		StepsPer: 1 / dt.Seconds(), Elapsed: t.State.Elapsed.Seconds(),
+	}, nil
+}
+
+// Langevin runs L steps of x ← x − (α/2)·∇x E(x) + σ·ε in place.
+func (t *Trainer) Langevin(x []float32, steps int) error {
+	cfg := t.State.Config
+	step, noise := float32(cfg.SGLDStep), cfg.SGLDNoise
+	for k := 0; k < steps; k++ {
+		_, gx, err := t.engine.EnergyGrad(t.State.Params, x)
+		if err != nil {
+			return err
+		}
+		for j := range x {
+			x[j] += -step*gx[j] + float32(noise*t.rng.NormFloat64())
+		}
+	}
+	return nil
+}
+
+// adam applies one Adam update (Kingma & Ba) in place.
+func (t *Trainer) adam(grads [][]float32) {
+	cfg := t.State.Config
+	s := t.State
+	step := float64(s.Step + 1)
+	b1, b2 := cfg.Beta1, cfg.Beta2
+	lr := cfg.LR * math.Sqrt(1-math.Pow(b2, step)) / (1 - math.Pow(b1, step))
+	fb1, fb2, flr, eps := float32(b1), float32(b2), float32(lr), float32(cfg.AdamEps)
+	for i, g := range grads {
+		p, m, v := s.Params[i], s.AdamM[i], s.AdamV[i]
+		for j, gj := range g {
+			m[j] = fb1*m[j] + (1-fb1)*gj
+			v[j] = fb2*v[j] + (1-fb2)*gj*gj
+			p[j] -= flr * m[j] / (float32(math.Sqrt(float64(v[j]))) + eps)
+		}
+	}
+}
+
+// SyncRNG stores the random stream's position in the state (before a
+// checkpoint).
+func (t *Trainer) SyncRNG() error {
+	b, err := t.pcg.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	t.State.RNG = b
+	return nil
+}

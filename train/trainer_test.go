@@ -1,0 +1,289 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/cebm/cebm/data"
+)
+
+// smallConfig is a recipe small enough for unit tests.
+func smallConfig() Config {
+	c := DefaultConfig()
+	c.BatchSize, c.BufferSize, c.SGLDSteps = 16, 64, 4
+	c.Steps, c.CheckpointEvery, c.Threads = 6, 2, 1
+	return c
+}
+
+var mnistOnce struct {
+	set *data.Set
+	err error
+}
+
+// mnistTrain loads the real MNIST training split once per test binary.
+func mnistTrain(t *testing.T, n int) Images {
+	t.Helper()
+	if mnistOnce.set == nil && mnistOnce.err == nil {
+		mnistOnce.set, mnistOnce.err = data.Load("mnist", "train")
+	}
+	if mnistOnce.err != nil {
+		t.Fatal(mnistOnce.err)
+	}
+	s := mnistOnce.set
+	return Images{X: s.Images[:n*s.Size()], N: n, Classes: s.Classes}
+}
+
+// TestGMMEnergyGraph: the GMM-CEBM energy graph equals expfam's direct
+// log-sum-exp over the components, evaluated on the graph's own t(x).
+func TestGMMEnergyGraph(t *testing.T) {
+	const n = 3
+	m, _ := NewModel(GMMCEBM, MNISTArch(), 4)
+	params := m.InitParams(rand.New(rand.NewPCG(2, 3)))
+	x := randVec(n*784, 4)
+	model, err := ExportGraph(m, params, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := runExported(t, model, []string{outT1, outT2, outE}, x, n)
+	mix := m.Prior(params)
+	d := m.Arch.LatentDim
+	for b := 0; b < n; b++ {
+		t1, t2 := make([]float64, d), make([]float64, d)
+		for i := 0; i < d; i++ {
+			t1[i], t2[i] = float64(out[0][b*d+i]), float64(out[1][b*d+i])
+		}
+		want := mix.Energy(t1, t2)
+		if math.Abs(float64(out[2][b])-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Errorf("image %d: graph energy %v, direct log-sum-exp %v", b, out[2][b], want)
+		}
+	}
+}
+
+// TestLangevinStep: with zero noise one step is exactly x − (α/2)·∇E.
+func TestLangevinStep(t *testing.T) {
+	cfg := smallConfig()
+	cfg.SGLDNoise, cfg.SGLDStep = 0, 0.5
+	m, _ := ModelFor(cfg)
+	tr, err := NewTrainer(NewState(cfg, m), mnistTrain(t, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	x := randVec(2*784, 5)
+	_, g, err := tr.Engine().EnergyGrad(tr.State.Params, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, len(x))
+	for i := range x {
+		want[i] = x[i] - 0.5*g[i]
+	}
+	if err := tr.Langevin(x, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(x, want) {
+		t.Fatal("Langevin step differs from x − (α/2)·∇E")
+	}
+	// With noise the step's spread around that mean is σ.
+	cfg.SGLDNoise = 0.1
+	tr.State.Config = cfg
+	y := randVec(2*784, 5)
+	if err := tr.Langevin(y, 1); err != nil {
+		t.Fatal(err)
+	}
+	var ss float64
+	for i := range y {
+		d := float64(y[i] - want[i])
+		ss += d * d
+	}
+	if sd := math.Sqrt(ss / float64(len(y))); math.Abs(sd-0.1) > 0.01 {
+		t.Fatalf("noise std %.4f, want 0.1", sd)
+	}
+}
+
+// TestReplayReinitRate: the fraction of chains restarted from U(−1, 1)
+// matches the re-initialisation probability.
+func TestReplayReinitRate(t *testing.T) {
+	cfg := smallConfig()
+	cfg.SGLDSteps, cfg.ReinitProb, cfg.BatchSize, cfg.BufferSize = 0, 0.25, 100, 200
+	m, _ := ModelFor(cfg)
+	st := NewState(cfg, m)
+	// A buffer of a constant no U(−1, 1) image can equal.
+	for i := range st.Buffer {
+		st.Buffer[i] = 7
+	}
+	tr, err := NewTrainer(st, mnistTrain(t, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	fresh, total := 0, 0
+	for k := 0; k < 8; k++ {
+		// Refill so that every draw sees the marker again.
+		for i := range st.Buffer {
+			st.Buffer[i] = 7
+		}
+		if _, err := tr.Step(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < cfg.BatchSize; i++ {
+			if tr.xNeg[i*784] != 7 {
+				fresh++
+			}
+			total++
+		}
+	}
+	rate := float64(fresh) / float64(total)
+	// 800 Bernoulli(0.25) draws: std ≈ 0.015; allow 4σ.
+	if math.Abs(rate-0.25) > 0.06 {
+		t.Fatalf("re-initialisation rate %.3f, want 0.25", rate)
+	}
+}
+
+// TestResumeMatchesUninterrupted: stopping at a checkpoint and resuming
+// reaches bit-for-bit the state of a run that never stopped.
+func TestResumeMatchesUninterrupted(t *testing.T) {
+	data := mnistTrain(t, 200)
+	cfg := smallConfig()
+	full := t.TempDir()
+	want, err := Run(context.Background(), cfg, data, RunOptions{Dir: full})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := t.TempDir()
+	half := cfg
+	half.Steps = 4
+	if _, err := Run(context.Background(), half, data, RunOptions{Dir: part}); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate a kill after step 5: metrics were written past the checkpoint.
+	f, _ := os.OpenFile(filepath.Join(part, MetricsFile), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"step":5,"loss":123}` + "\n")
+	f.Close()
+	got, err := Run(context.Background(), cfg, data, RunOptions{Dir: part, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Step != want.Step {
+		t.Fatalf("resumed run at step %d, uninterrupted at %d", got.Step, want.Step)
+	}
+	for i := range want.Params {
+		if !slices.Equal(got.Params[i], want.Params[i]) || !slices.Equal(got.AdamV[i], want.AdamV[i]) {
+			t.Fatalf("parameter tensor %d differs after resume", i)
+		}
+	}
+	if !slices.Equal(got.Buffer, want.Buffer) {
+		t.Fatal("replay buffer differs after resume")
+	}
+	ms, err := ReadMetrics(filepath.Join(part, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != cfg.Steps || ms[4].Loss == 123 {
+		t.Fatalf("metrics log after resume has %d lines (want %d) or kept a line past the checkpoint", len(ms), cfg.Steps)
+	}
+}
+
+// TestCheckpointRefusesCorruption: a truncated or altered checkpoint is
+// refused, never half-read.
+func TestCheckpointRefusesCorruption(t *testing.T) {
+	cfg := smallConfig()
+	m, _ := ModelFor(cfg)
+	path := filepath.Join(t.TempDir(), "c.ckpt")
+	if err := SaveCheckpoint(path, NewState(cfg, m)); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(path)
+	if _, err := LoadCheckpoint(path); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"truncated": good[:len(good)/2],
+		"flipped":   append(append([]byte(nil), good[:100]...), append([]byte{good[100] ^ 1}, good[101:]...)...),
+		"empty":     nil,
+	} {
+		os.WriteFile(path, b, 0o644)
+		if _, err := LoadCheckpoint(path); err == nil {
+			t.Errorf("%s checkpoint accepted", name)
+		}
+	}
+}
+
+// TestShortRunLowersLoss trains on a few hundred real MNIST images: the
+// loss falls, nothing is NaN, and the exported model loads.
+func TestShortRunLowersLoss(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Steps, cfg.CheckpointEvery, cfg.LR = 30, 10, 1e-3
+	dir := t.TempDir()
+	st, err := Run(context.Background(), cfg, mnistTrain(t, 300), RunOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := ReadMetrics(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean := func(ms []Metrics) float64 {
+		var s float64
+		for _, m := range ms {
+			if math.IsNaN(m.Loss) || math.IsNaN(m.EPos) || math.IsNaN(m.ENeg) {
+				t.Fatalf("NaN at step %d", m.Step)
+			}
+			s += m.Loss
+		}
+		return s / float64(len(ms))
+	}
+	first, last := mean(ms[:5]), mean(ms[len(ms)-5:])
+	t.Logf("loss: first 5 steps %.4f, last 5 %.4f", first, last)
+	if !(last < first) {
+		t.Fatalf("loss did not fall: first %.4f, last %.4f", first, last)
+	}
+	out := filepath.Join(dir, "m.onnx")
+	if err := ExportModel(out, st, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{CurvesFile, SamplesFile, out} {
+		if fi, err := os.Stat(filepath.Join(dir, filepath.Base(f))); err != nil || fi.Size() == 0 {
+			t.Errorf("%s missing", f)
+		}
+	}
+}
+
+// TestDivergenceGuard: an exploding loss stops the run with ErrDiverged
+// and the last good checkpoint survives.
+func TestDivergenceGuard(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Steps, cfg.CheckpointEvery = 4, 1
+	dir := t.TempDir()
+	data := mnistTrain(t, 100)
+	if _, err := Run(context.Background(), cfg, data, RunOptions{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	// Blow the head up: the energy explodes on the next step.
+	st, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := st.Params[len(st.Params)-2]
+	for i := range head {
+		head[i] *= 1e4
+	}
+	if err := SaveCheckpoint(filepath.Join(dir, CheckpointFile), st); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Steps = 8
+	_, err = Run(context.Background(), cfg, data, RunOptions{Dir: dir, Resume: true})
+	if !errors.Is(err, ErrDiverged) {
+		t.Fatalf("want ErrDiverged, got %v", err)
+	}
+	kept, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile))
+	if err != nil || kept.Step != 4 {
+		t.Fatalf("last good checkpoint not kept: %v (step %v)", err, kept)
+	}
+}
