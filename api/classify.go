@@ -1,0 +1,207 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"github.com/cebm/cebm/index"
+)
+
+// handleClassify is POST /classify-knn: the k nearest reference items of
+// each image (or of a stored posterior's mean, or of a given mean) and
+// their majority label.
+func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
+	b, err := s.model()
+	if err != nil {
+		return err
+	}
+	ix, err := s.reference()
+	if err != nil {
+		return err
+	}
+	q, err := s.readRequest(r)
+	if err != nil {
+		return err
+	}
+	if len(q.labels) > 0 {
+		return problem(kindInvalid, "POST /classify-knn takes no label.")
+	}
+	k := q.k
+	if k == 0 {
+		k = 1
+	}
+	if k > s.cfg.MaxK {
+		return problem(kindInvalid, fmt.Sprintf("k must be at most %d.", s.cfg.MaxK))
+	}
+	given := 0
+	for _, v := range []bool{len(q.images) > 0, q.id != "", q.mean != nil} {
+		if v {
+			given++
+		}
+	}
+	if given != 1 {
+		return problem(kindInvalid, "Give exactly one of: images, id, mean.")
+	}
+	dim := ix.Dim()
+	var (
+		queries []float32
+		ids     []string
+		inv     []bool
+	)
+	switch {
+	case q.id != "":
+		res, ok := s.store.Get(q.id)
+		if !ok {
+			return problem(kindUnknownID, "No posterior with this id is stored: it was never computed or has been evicted.")
+		}
+		queries, ids, inv = res.Latent, []string{res.ID}, []bool{res.Inverted}
+	case q.mean != nil:
+		if len(q.mean) != dim {
+			return problem(kindInvalid, fmt.Sprintf("mean must have %d values.", dim))
+		}
+		for _, v := range q.mean {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) || math.Abs(float64(v)) > 1e15 {
+				return problem(kindInvalid, "mean must hold finite values of moderate size.")
+			}
+		}
+		queries, ids, inv = q.mean, []string{""}, []bool{false}
+	default:
+		res, err := s.encode(r.Context(), b, q)
+		if err != nil {
+			return err
+		}
+		for _, x := range res {
+			queries = append(queries, x.Latent...)
+			ids = append(ids, x.ID)
+			inv = append(inv, x.Inverted)
+		}
+	}
+	var found []index.Result
+	if len(ids) == 1 {
+		var one index.Result
+		one, err = ix.Classify(queries, k)
+		found = []index.Result{one}
+	} else {
+		found, err = ix.ClassifyBatch(queries, k)
+	}
+	switch {
+	case errors.Is(err, index.ErrEmpty):
+		p := problem(kindNotReady, "The reference index is empty; add items with POST /index/items.")
+		p.retryAfter = 5
+		return p
+	case errors.Is(err, index.ErrNotFinite):
+		return problem(kindInvalid, "The query vector is not finite.")
+	case err != nil:
+		return err
+	}
+	classes := b.Model().Classes
+	out := ClassifyResponse{K: k, Results: make([]Classification, len(found))}
+	for i, f := range found {
+		out.Results[i] = classification(f, classes, ids[i], inv[i])
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func className(classes []string, l int) string {
+	if l >= 0 && l < len(classes) {
+		return classes[l]
+	}
+	return ""
+}
+
+func classification(f index.Result, classes []string, id string, inverted bool) Classification {
+	c := Classification{ID: id, Label: f.Label, Class: className(classes, f.Label), Inverted: inverted,
+		Votes: []Vote{}, Neighbors: make([]Neighbor, len(f.Neighbors))}
+	count := map[int]int{}
+	for i, nb := range f.Neighbors {
+		c.Neighbors[i] = Neighbor{ID: nb.ID, Label: nb.Label, Class: className(classes, nb.Label), Distance: nb.Distance}
+		if nb.Label >= 0 {
+			count[nb.Label]++
+		}
+	}
+	for l, n := range count {
+		c.Votes = append(c.Votes, Vote{Label: l, Class: className(classes, l), Count: n})
+	}
+	sort.Slice(c.Votes, func(i, j int) bool {
+		a, b := c.Votes[i], c.Votes[j]
+		return a.Count > b.Count || (a.Count == b.Count && a.Label < b.Label)
+	})
+	return c
+}
+
+// handleAddItems is POST /index/items: encode labelled images and add their
+// posterior means to the reference index. Labels are class indices or
+// class names, one per image.
+func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
+	b, err := s.model()
+	if err != nil {
+		return err
+	}
+	ix, err := s.reference()
+	if err != nil {
+		return err
+	}
+	q, err := s.readRequest(r)
+	if err != nil {
+		return err
+	}
+	if q.id != "" || q.mean != nil || q.k != 0 {
+		return problem(kindInvalid, "POST /index/items takes labelled images only.")
+	}
+	if len(q.images) == 0 {
+		return problem(kindInvalid, "The request holds no image.")
+	}
+	if len(q.labels) != len(q.images) {
+		return problem(kindInvalid, fmt.Sprintf("Give one label per image: %d images, %d labels.", len(q.images), len(q.labels)))
+	}
+	classes := b.Model().Classes
+	labels := make([]int, len(q.labels))
+	for i, l := range q.labels {
+		if labels[i], err = parseLabel(l, classes); err != nil {
+			return err
+		}
+	}
+	res, err := s.encode(r.Context(), b, q)
+	if err != nil {
+		return err
+	}
+	vecs := make([]float32, 0, len(res)*ix.Dim())
+	out := AddItemsResponse{Added: len(res), IDs: make([]string, len(res)), IndexIDs: make([]int, len(res))}
+	for i, x := range res {
+		vecs = append(vecs, x.Latent...)
+		out.IDs[i] = x.ID
+	}
+	first, err := ix.Add(vecs, labels)
+	if errors.Is(err, index.ErrNotFinite) {
+		return problem(kindInvalid, "An image's posterior mean is not finite.")
+	}
+	if err != nil {
+		return err
+	}
+	for i := range out.IndexIDs {
+		out.IndexIDs[i] = first + i
+	}
+	out.IndexSize = ix.Len()
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// parseLabel reads a class name, or a class index, against the model's
+// classes (any index ≥ 0 if the model names none).
+func parseLabel(s string, classes []string) (int, error) {
+	for i, c := range classes {
+		if c == s {
+			return i, nil
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err == nil && n >= 0 && (len(classes) == 0 || n < len(classes)) && n < math.MaxInt32 {
+		return n, nil
+	}
+	return 0, problem(kindInvalid, fmt.Sprintf("Label %q is not one of the model's classes.", s))
+}

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/cebm/cebm/encoder"
+)
+
+// handleEncode is POST /encode: each image's id and posterior.
+func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
+	b, err := s.model()
+	if err != nil {
+		return err
+	}
+	q, err := s.readRequest(r)
+	if err != nil {
+		return err
+	}
+	if q.id != "" || q.mean != nil || q.k != 0 || len(q.labels) > 0 {
+		return problem(kindInvalid, "POST /encode takes images and invert only.")
+	}
+	res, err := s.encode(r.Context(), b, q)
+	if err != nil {
+		return err
+	}
+	out := EncodeResponse{Model: b.Model().Digest, Results: make([]Posterior, len(res))}
+	for i := range res {
+		out.Results[i] = posteriorJSON(&res[i])
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// handlePosterior is GET /posterior/{id}: a stored posterior.
+func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	res, ok := s.store.Get(id)
+	if !ok {
+		return problem(kindUnknownID, "No posterior with this id is stored: it was never computed or has been evicted. POST the image to /encode again.")
+	}
+	writeJSON(w, http.StatusOK, posteriorJSON(res))
+	return nil
+}
+
+// encode preprocesses q's images, runs them through the batcher and stores
+// their posteriors.
+func (s *Server) encode(ctx context.Context, b *encoder.Batcher, q *request) ([]encoder.Result, error) {
+	if len(q.images) == 0 {
+		return nil, problem(kindInvalid, "The request holds no image.")
+	}
+	m := b.Model()
+	inputs := make([]encoder.Input, len(q.images))
+	for i, img := range q.images {
+		in, err := m.Preprocess(img, s.cfg.MaxPixels, q.invert)
+		if err != nil {
+			return nil, imageError(i, len(q.images), err)
+		}
+		inputs[i] = in
+	}
+	res, err := b.Encode(ctx, inputs)
+	switch {
+	case errors.Is(err, encoder.ErrQueueFull):
+		p := problem(kindOverloaded, "The encoder queue is full; retry after the indicated delay.")
+		p.retryAfter = 1
+		return nil, p
+	case errors.Is(err, encoder.ErrClosed):
+		p := problem(kindNotReady, "The server is shutting down.")
+		p.retryAfter = 5
+		return nil, p
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, problem(kindTimeout, "The request did not finish within the server's time limit.")
+	case err != nil:
+		return nil, err
+	}
+	for i := range res {
+		stored := res[i]
+		s.store.Add(stored.ID, &stored)
+	}
+	return res, nil
+}
+
+// imageError maps a preprocessing error of image i of n to its problem.
+func imageError(i, n int, err error) error {
+	which := "The image"
+	if n > 1 {
+		which = fmt.Sprintf("Image %d", i)
+	}
+	switch {
+	case errors.Is(err, encoder.ErrUnsupported):
+		return problem(kindMediaType, which+" is not a PNG or JPEG image.")
+	case errors.Is(err, encoder.ErrTooLarge):
+		return problem(kindTooLarge, which+" has more pixels than the server accepts.")
+	case errors.Is(err, encoder.ErrUndecodable):
+		return problem(kindBadImage, which+" cannot be decoded.")
+	}
+	return err
+}

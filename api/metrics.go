@@ -1,0 +1,104 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the service's Prometheus metrics, in a registry of its own.
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	batchSize prometheus.Histogram
+	batchTime prometheus.Histogram
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cebm_http_requests_total", Help: "HTTP requests by route and status.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cebm_http_request_duration_seconds", Help: "HTTP request latency by route and status.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "code"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cebm_batch_size", Help: "Images per ONNX Runtime run.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		batchTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cebm_batch_duration_seconds", Help: "Duration of one ONNX Runtime run.",
+			Buckets: prometheus.ExponentialBuckets(.0005, 2, 12),
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cebm_queue_depth", Help: "Requests waiting for the encoder.",
+		}, func() float64 {
+			if b := s.batcher.Load(); b != nil {
+				return float64(b.QueueLen())
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cebm_index_items", Help: "Items in the reference index.",
+		}, func() float64 {
+			if ix := s.index.Load(); ix != nil {
+				return float64(ix.Len())
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cebm_posterior_store_items", Help: "Posteriors kept for GET /posterior/{id}.",
+		}, func() float64 { return float64(s.store.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cebm_ready", Help: "1 once the model and the index are loaded.",
+		}, func() float64 {
+			if s.Ready() {
+				return 1
+			}
+			return 0
+		}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) observeBatch(n int, d time.Duration) {
+	m.batchSize.Observe(float64(n))
+	m.batchTime.Observe(d.Seconds())
+}
+
+// instrument counts requests and times them by route pattern and status.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		status := ww.Status()
+		if status == 0 {
+			status = http.StatusOK
+		}
+		code := strconv.Itoa(status)
+		s.metrics.requests.WithLabelValues(route, code).Inc()
+		s.metrics.latency.WithLabelValues(route, code).Observe(time.Since(start).Seconds())
+	})
+}

@@ -1,0 +1,81 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// ProblemBase prefixes every problem type; the rest of the URI names the
+// problem and never changes.
+const ProblemBase = "https://github.com/cebm/cebm/blob/main/openapi.yaml#problem-"
+
+// Problem is an RFC 9457 problem detail. It is the only error shape a
+// client sees; its fields never hold internal error text.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+
+	retryAfter int // seconds, for 429 and 503
+}
+
+// Error makes a Problem an error, so handlers can return it.
+func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
+
+// Problem kinds: the type suffix, title and status of each.
+var (
+	kindInvalid      = kind{"invalid-request", "Invalid request", http.StatusBadRequest}
+	kindBadImage     = kind{"undecodable-image", "Image cannot be decoded", http.StatusBadRequest}
+	kindUnauthorized = kind{"unauthorized", "Missing or wrong API key", http.StatusUnauthorized}
+	kindNotFound     = kind{"not-found", "No such resource", http.StatusNotFound}
+	kindUnknownID    = kind{"unknown-id", "Unknown or evicted posterior id", http.StatusNotFound}
+	kindMethod       = kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
+	kindTooLarge     = kind{"too-large", "Request or image too large", http.StatusRequestEntityTooLarge}
+	kindMediaType    = kind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}
+	kindOverloaded   = kind{"overloaded", "Too many requests queued", http.StatusTooManyRequests}
+	kindInternal     = kind{"internal", "Internal error", http.StatusInternalServerError}
+	kindNotReady     = kind{"not-ready", "Service not ready", http.StatusServiceUnavailable}
+	kindTimeout      = kind{"timeout", "Request took too long", http.StatusServiceUnavailable}
+)
+
+type kind struct {
+	slug, title string
+	status      int
+}
+
+// problem builds a client-visible error of kind k with a detail written for
+// the client.
+func problem(k kind, detail string) *Problem {
+	return &Problem{Type: ProblemBase + k.slug, Title: k.title, Status: k.status, Detail: detail}
+}
+
+// writeProblem answers with err: a *Problem as it is, anything else as a
+// plain 500 whose detail says nothing about the cause (the cause goes to
+// the log).
+func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error) {
+	var p *Problem
+	if !errors.As(err, &p) {
+		s.log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		p = problem(kindInternal, "The server could not handle the request.")
+	}
+	q := *p
+	q.Instance = r.URL.Path
+	if q.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(q.retryAfter))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(q.Status)
+	_ = json.NewEncoder(w).Encode(q)
+}
+
+// writeJSON answers 200 with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,45 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// routes registers the whole HTTP surface.
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.instrument, s.recoverer)
+	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return problem(kindNotFound, "There is no resource at this path.")
+	}))
+	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return problem(kindMethod, "This path does not accept the "+r.Method+" method.")
+	}))
+
+	// Health and metrics: never behind the API key, never blocked by loading.
+	r.Get("/healthz", s.handleHealthz)
+	r.Get("/readyz", s.handle(s.handleReadyz))
+	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate, s.limit)
+		r.Post("/encode", s.handle(s.handleEncode))
+		r.Get("/posterior/{id}", s.handle(s.handlePosterior))
+		r.Post("/classify-knn", s.handle(s.handleClassify))
+		r.Post("/index/items", s.handle(s.handleAddItems))
+		r.Get("/models", s.handle(s.handleModels))
+		r.Get("/openapi.yaml", s.handleOpenAPI)
+	})
+	return r
+}
+
+// handle adapts a handler that returns an error; the error is answered as
+// a problem.
+func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeProblem(w, r, err)
+		}
+	}
+}

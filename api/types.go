@@ -1,0 +1,114 @@
+package api
+
+import "github.com/cebm/cebm/encoder"
+
+// NaturalParams are a Gaussian's natural parameters (η1, η2) per dimension.
+type NaturalParams struct {
+	Eta1 []float32 `json:"eta1"`
+	Eta2 []float32 `json:"eta2"`
+}
+
+// Component is one mixture component's posterior p(z | x, y = k).
+type Component struct {
+	Responsibility float64       `json:"responsibility"`
+	NaturalParams  NaturalParams `json:"natural_params"`
+	Mean           []float32     `json:"mean"`
+	Variance       []float32     `json:"variance"`
+}
+
+// Posterior is one image's posterior p(z | x): natural parameters
+// λ + t_θ(x), mean, variance and energy E_θ(x). For GMM-CEBM the top-level
+// fields are those of the most probable component.
+type Posterior struct {
+	ID               string         `json:"id"`
+	Energy           float64        `json:"energy"`
+	NaturalParams    *NaturalParams `json:"natural_params,omitempty"`
+	Mean             []float32      `json:"mean"`
+	Variance         []float32      `json:"variance,omitempty"`
+	Responsibilities []float64      `json:"responsibilities,omitempty"`
+	Components       []Component    `json:"components,omitempty"`
+	Inverted         bool           `json:"inverted"`
+}
+
+// EncodeResponse answers POST /encode: one posterior per image, in order.
+type EncodeResponse struct {
+	Model   string      `json:"model"`
+	Results []Posterior `json:"results"`
+}
+
+// Neighbor is one reference item near the query.
+type Neighbor struct {
+	ID       int     `json:"id"`
+	Label    int     `json:"label"`
+	Class    string  `json:"class,omitempty"`
+	Distance float32 `json:"distance"`
+}
+
+// Vote is how many of the k neighbours carry one label.
+type Vote struct {
+	Label int    `json:"label"`
+	Class string `json:"class,omitempty"`
+	Count int    `json:"count"`
+}
+
+// Classification is the k-NN answer for one query.
+type Classification struct {
+	ID        string     `json:"id,omitempty"`
+	Label     int        `json:"label"`
+	Class     string     `json:"class,omitempty"`
+	Votes     []Vote     `json:"votes"`
+	Neighbors []Neighbor `json:"neighbors"`
+	Inverted  bool       `json:"inverted"`
+}
+
+// ClassifyResponse answers POST /classify-knn.
+type ClassifyResponse struct {
+	K       int              `json:"k"`
+	Results []Classification `json:"results"`
+}
+
+// AddItemsResponse answers POST /index/items.
+type AddItemsResponse struct {
+	Added     int      `json:"added"`
+	IndexIDs  []int    `json:"index_ids"`
+	IDs       []string `json:"ids"`
+	IndexSize int      `json:"index_size"`
+}
+
+// ModelInfo answers GET /models.
+type ModelInfo struct {
+	encoder.Meta
+	PriorComponents int `json:"prior_components"`
+	IndexItems      int `json:"index_items"`
+}
+
+// ModelsResponse lists the served models (one).
+type ModelsResponse struct {
+	Models []ModelInfo `json:"models"`
+}
+
+// Health answers /healthz and /readyz.
+type Health struct {
+	Status string `json:"status"`
+	Model  bool   `json:"model_loaded"`
+	Index  bool   `json:"index_loaded"`
+}
+
+func posteriorJSON(r *encoder.Result) Posterior {
+	p := Posterior{ID: r.ID, Energy: r.Energy, Mean: r.Latent, Inverted: r.Inverted}
+	if r.Posterior.Eta1 != nil {
+		p.NaturalParams = &NaturalParams{r.Posterior.Eta1, r.Posterior.Eta2}
+		p.Variance = r.Posterior.Variance
+	}
+	if len(r.Components) > 0 {
+		p.Responsibilities = r.Responsibilities
+		for k, c := range r.Components {
+			p.Components = append(p.Components, Component{
+				Responsibility: r.Responsibilities[k],
+				NaturalParams:  NaturalParams{c.Eta1, c.Eta2},
+				Mean:           c.Mean, Variance: c.Variance,
+			})
+		}
+	}
+	return p
+}

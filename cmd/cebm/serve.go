@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cebm/cebm/api"
+	"github.com/cebm/cebm/data"
+	"github.com/cebm/cebm/encoder"
+	"github.com/cebm/cebm/index"
+	"github.com/cebm/cebm/internal/ort"
+)
+
+// serveConfig is every setting of `cebm serve`: each a flag, each also an
+// environment variable (CEBM_ plus the flag name in capitals, - as _).
+type serveConfig struct {
+	Addr            string
+	Model           string
+	Reference       string // data set name; "none" for an empty index
+	ReferenceSplit  string
+	ReferenceLimit  int
+	CacheDir        string
+	Threads         int
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	API             api.Config
+}
+
+func (c *serveConfig) register(fs *flag.FlagSet) {
+	d := api.DefaultConfig()
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&c.Model, "model", "models/mnist-cebm.onnx", "exported .onnx model to serve")
+	fs.StringVar(&c.Reference, "reference", "mnist", "labelled reference data set for /classify-knn (see cebm data list); none for an empty index")
+	fs.StringVar(&c.ReferenceSplit, "reference-split", "train", "split of the reference data set")
+	fs.IntVar(&c.ReferenceLimit, "reference-limit", 0, "use only the first N reference images (0: all)")
+	fs.StringVar(&c.CacheDir, "cache-dir", ".cache", "folder for index snapshots (empty: no cache)")
+	fs.IntVar(&c.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: all cores)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.API.APIKey, "api-key", "", "bearer API key required on all but /healthz, /readyz and /metrics (empty: none)")
+	fs.Int64Var(&c.API.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest request body")
+	fs.IntVar(&c.API.MaxParts, "max-images", d.MaxParts, "most images (multipart parts) per request")
+	fs.IntVar(&c.API.MaxPixels, "max-pixels", d.MaxPixels, "most pixels (width × height) of one image")
+	fs.DurationVar(&c.API.RequestTimeout, "request-timeout", d.RequestTimeout, "longest a request may take")
+	fs.IntVar(&c.API.StoreSize, "store-size", d.StoreSize, "posteriors kept for GET /posterior/{id} (LRU)")
+	fs.IntVar(&c.API.MaxK, "max-k", d.MaxK, "largest k of /classify-knn")
+	fs.IntVar(&c.API.Batch.MaxBatch, "max-batch", d.Batch.MaxBatch, "most images per ONNX Runtime run")
+	fs.DurationVar(&c.API.Batch.MaxWait, "max-wait", d.Batch.MaxWait, "longest a request waits for others to batch with")
+	fs.IntVar(&c.API.Batch.Queue, "queue", d.Batch.Queue, "requests that may wait for the encoder; more get 429")
+}
+
+// envName is the environment variable of a flag.
+func envName(flag string) string {
+	return "CEBM_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// parseServeFlags reads args, then the environment for every flag not
+// given on the command line.
+func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (*serveConfig, error) {
+	c := &serveConfig{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: cebm serve [flags]\n\nEvery flag is also read from CEBM_<FLAG> (e.g. CEBM_ADDR, CEBM_API_KEY).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := env(envName(f.Name)); v != "" && !given[f.Name] && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("serve: %s=%q: %w", envName(f.Name), v, e)
+			}
+		}
+	})
+	return c, err
+}
+
+// logAttrs are the settings as log attributes, the API key redacted.
+func (c *serveConfig) logAttrs() []any {
+	key := "none"
+	if c.API.APIKey != "" {
+		key = "set"
+	}
+	return []any{"addr", c.Addr, "model", c.Model, "reference", c.Reference, "reference_split", c.ReferenceSplit,
+		"reference_limit", c.ReferenceLimit, "cache_dir", c.CacheDir, "threads", c.Threads,
+		"api_key", key, "max_body_bytes", c.API.MaxBodyBytes, "max_images", c.API.MaxParts,
+		"max_pixels", c.API.MaxPixels, "request_timeout", c.API.RequestTimeout, "store_size", c.API.StoreSize,
+		"max_k", c.API.MaxK, "max_batch", c.API.Batch.MaxBatch, "max_wait", c.API.Batch.MaxWait,
+		"queue", c.API.Batch.Queue, "shutdown_timeout", c.ShutdownTimeout}
+}
+
+// runServe is `cebm serve`: it listens at once (/healthz answers while the
+// model and index load), loads the model, loads or builds the reference
+// index, and on ctx's end (SIGTERM) stops accepting connections, finishes
+// the requests in flight and returns.
+func runServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, env, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(stderr, nil)
+	}
+	log := slog.New(h)
+	log.Info("cebm serve", cfg.logAttrs()...)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	svc := api.New(cfg.API, log)
+	srv := &http.Server{
+		Handler:           svc,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.API.RequestTimeout,
+		WriteTimeout:      cfg.API.RequestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+
+	type loadResult struct {
+		m   *encoder.Model
+		err error
+	}
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	loadDone := make(chan loadResult, 1)
+	go func() {
+		m, err := loadService(loadCtx, cfg, svc, log, env)
+		loadDone <- loadResult{m, err}
+	}()
+
+	var (
+		failure error
+		load    *loadResult
+	)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err := <-serveErr:
+			failure = fmt.Errorf("serve: %w", err)
+			break wait
+		case r := <-loadDone:
+			load = &r
+			if r.err != nil {
+				failure = fmt.Errorf("serve: %w", r.err)
+				break wait
+			}
+			loadDone = nil // keep serving until ctx ends
+		}
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	cancelLoad()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && failure == nil {
+		failure = fmt.Errorf("serve: shutdown: %w", err)
+	}
+	if load == nil { // wait until the loader has stopped using the model
+		r := <-loadDone
+		load = &r
+	}
+	svc.Close()
+	if load.m != nil {
+		load.m.Close()
+	}
+	log.Info("stopped")
+	return failure
+}
+
+// loadService loads the model into svc, then the reference index.
+func loadService(ctx context.Context, cfg *serveConfig, svc *api.Server, log *slog.Logger, env func(string) string) (*encoder.Model, error) {
+	if p := env(ort.EnvLibrary); p != "" {
+		ort.SetLibraryPath(p)
+	}
+	start := time.Now()
+	m, err := encoder.Load(cfg.Model, cfg.Threads)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("model loaded", "path", cfg.Model, "kind", m.Kind, "latent_dim", m.LatentDim,
+		"input_shape", m.InputShape, "digest", m.Digest, "took", time.Since(start).Round(time.Millisecond))
+	svc.SetModel(m)
+	ix, err := referenceIndex(ctx, cfg, m, log, env)
+	if err != nil {
+		return m, err
+	}
+	svc.SetIndex(ix)
+	log.Info("ready", "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
+	return m, nil
+}
+
+func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log *slog.Logger, env func(string) string) (*index.Index, error) {
+	if cfg.Reference == "" || cfg.Reference == "none" {
+		return index.New(m.LatentDim, m.Digest), nil
+	}
+	set, err := data.LoadEnv(cfg.Reference, cfg.ReferenceSplit, env)
+	if err != nil {
+		return nil, err
+	}
+	if [3]int{set.C, set.H, set.W} != m.InputShape {
+		return nil, fmt.Errorf("reference %s has %d×%d×%d images; the model expects %v", cfg.Reference, set.C, set.H, set.W, m.InputShape)
+	}
+	n := set.N
+	if cfg.ReferenceLimit > 0 {
+		n = min(n, cfg.ReferenceLimit)
+	}
+	ref := api.Reference{
+		Name:   fmt.Sprintf("%s:%s:%d", cfg.Reference, cfg.ReferenceSplit, n),
+		Images: set.Images[:n*set.Size()],
+		Labels: set.Labels[:n],
+	}
+	return api.LoadOrBuildIndex(ctx, m, ref, cfg.CacheDir, log)
+}

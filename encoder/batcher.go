@@ -1,0 +1,216 @@
+package encoder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ErrQueueFull is returned by [Batcher.Encode] when its queue is full: the
+// caller should try again later.
+var ErrQueueFull = errors.New("encoder: queue full")
+
+// ErrClosed is returned by [Batcher.Encode] after [Batcher.Close].
+var ErrClosed = errors.New("encoder: batcher closed")
+
+// BatchOptions bound a [Batcher].
+type BatchOptions struct {
+	MaxBatch int           // images per run (default 64)
+	MaxWait  time.Duration // longest a request waits for others to join its batch (default 2 ms)
+	Queue    int           // requests that may wait; more get ErrQueueFull (default 1024)
+	// OnBatch, if set, is called after each run with its number of images
+	// and its duration.
+	OnBatch func(images int, d time.Duration)
+}
+
+// Batcher coalesces concurrent requests into single model runs: dynamic
+// micro-batching. A run starts when MaxBatch images are waiting or when
+// the oldest has waited MaxWait, whichever comes first.
+type Batcher struct {
+	m     *Model
+	opt   BatchOptions
+	queue chan *job
+
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	done   chan struct{}
+}
+
+type job struct {
+	x   []float32 // n images
+	n   int
+	enq time.Time
+	res chan jobResult // buffered: the worker never blocks on it
+}
+
+type jobResult struct {
+	out Output
+	off int // first image of this job in out
+	err error
+}
+
+// NewBatcher starts a batcher on m. Close stops it.
+func NewBatcher(m *Model, opt BatchOptions) *Batcher {
+	if opt.MaxBatch < 1 {
+		opt.MaxBatch = 64
+	}
+	if opt.MaxWait <= 0 {
+		opt.MaxWait = 2 * time.Millisecond
+	}
+	if opt.Queue < 1 {
+		opt.Queue = 1024
+	}
+	b := &Batcher{m: m, opt: opt, queue: make(chan *job, opt.Queue), done: make(chan struct{})}
+	go b.loop()
+	return b
+}
+
+// Model returns the model the batcher runs.
+func (b *Batcher) Model() *Model { return b.m }
+
+// QueueLen is the number of requests waiting.
+func (b *Batcher) QueueLen() int { return len(b.queue) }
+
+// Close stops accepting requests, finishes those queued and returns when
+// the worker has stopped.
+func (b *Batcher) Close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
+	}
+	b.mu.Unlock()
+	<-b.done
+}
+
+// Encode runs the model on inputs (each C·H·W values) together with other
+// callers' and returns each input's posterior, IDs included. It returns
+// ErrQueueFull at once if the queue is full, and ctx's error if ctx ends
+// first.
+func (b *Batcher) Encode(ctx context.Context, inputs []Input) ([]Result, error) {
+	if len(inputs) == 0 {
+		return nil, nil
+	}
+	per := b.m.InputSize()
+	x := make([]float32, 0, len(inputs)*per)
+	for i, in := range inputs {
+		if len(in.X) != per {
+			return nil, fmt.Errorf("encoder: input %d has %d values, want %d", i, len(in.X), per)
+		}
+		x = append(x, in.X...)
+	}
+	j := &job{x: x, n: len(inputs), enq: time.Now(), res: make(chan jobResult, 1)}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case b.queue <- j:
+	default:
+		b.mu.RUnlock()
+		return nil, ErrQueueFull
+	}
+	b.mu.RUnlock()
+	var r jobResult
+	select {
+	case r = <-j.res:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	res := make([]Result, len(inputs))
+	for i, in := range inputs {
+		res[i] = b.m.Result(r.out, r.off+i)
+		res[i].ID = ContentID(b.m.Digest, in.X)
+		res[i].Inverted = in.Inverted
+	}
+	return res, nil
+}
+
+func (b *Batcher) loop() {
+	defer close(b.done)
+	var carry *job // a job that did not fit in the previous batch
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			var ok bool
+			if first, ok = <-b.queue; !ok {
+				return
+			}
+		}
+		batch, n := []*job{first}, first.n
+		wait := time.Until(first.enq.Add(b.opt.MaxWait))
+		timer.Reset(max(wait, 0))
+	collect:
+		for n < b.opt.MaxBatch {
+			// Take what is already queued without waiting.
+			select {
+			case j, ok := <-b.queue:
+				if !ok {
+					break collect
+				}
+				if n+j.n > b.opt.MaxBatch {
+					carry = j
+					break collect
+				}
+				batch, n = append(batch, j), n+j.n
+				continue
+			default:
+			}
+			select {
+			case j, ok := <-b.queue:
+				if !ok {
+					break collect
+				}
+				if n+j.n > b.opt.MaxBatch {
+					carry = j
+					break collect
+				}
+				batch, n = append(batch, j), n+j.n
+			case <-timer.C:
+				break collect
+			}
+		}
+		timer.Stop()
+		b.run(batch, n)
+	}
+}
+
+// run encodes one batch and hands each job its share.
+func (b *Batcher) run(batch []*job, n int) {
+	x := batch[0].x
+	if len(batch) > 1 {
+		x = make([]float32, 0, n*b.m.InputSize())
+		for _, j := range batch {
+			x = append(x, j.x...)
+		}
+	}
+	start := time.Now()
+	out, err := b.safeRun(x, n)
+	if b.opt.OnBatch != nil {
+		b.opt.OnBatch(n, time.Since(start))
+	}
+	off := 0
+	for _, j := range batch {
+		j.res <- jobResult{out: out, off: off, err: err}
+		off += j.n
+	}
+}
+
+// safeRun turns a panic inside the runtime binding into an error.
+func (b *Batcher) safeRun(x []float32, n int) (out Output, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("encoder: run panicked: %v", p)
+		}
+	}()
+	return b.m.Run(x, n)
+}
