@@ -18,6 +18,10 @@ import (
 // EnvLibrary names the environment variable that overrides the library path.
 const EnvLibrary = "CEBM_ORT_LIB"
 
+// EnvProfile, when set, makes every session write an ONNX Runtime profile
+// (JSON, one event per node run) to files starting with its value.
+const EnvProfile = "CEBM_ORT_PROFILE"
+
 // SetupHint is the command that installs the library.
 const SetupHint = "make setup"
 
@@ -117,6 +121,12 @@ func NewSessionOptions(threads int) (*onnx.SessionOptions, error) {
 	); err != nil {
 		o.Destroy()
 		return nil, err
+	}
+	if prefix := os.Getenv(EnvProfile); prefix != "" {
+		if err := o.EnableProfiling(prefix); err != nil {
+			o.Destroy()
+			return nil, err
+		}
 	}
 	return o, nil
 }
