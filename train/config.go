@@ -27,7 +27,8 @@ type Config struct {
 	SGLDStep   float64 `json:"sgld_step"`   // α/2: x ← x − (α/2)·∇E + σ·ε
 	SGLDNoise  float64 `json:"sgld_noise"`  // σ
 	BufferSize int     `json:"buffer_size"` // replay buffer
-	ReinitProb float64 `json:"reinit_prob"` // chance a chain restarts from U(−1, 1)
+	ReinitProb float64 `json:"reinit_prob"` // chance a chain restarts
+	ReinitFrom string  `json:"reinit_from"` // where chains (re)start: "uniform" U(−1, 1), or "data" (a training image + data noise)
 
 	Steps           int           `json:"steps"`    // parameter updates; 0 means until Duration
 	Duration        time.Duration `json:"duration"` // wall-clock budget; 0 means until Steps
@@ -44,7 +45,7 @@ func DefaultConfig() Config {
 		BatchSize: 100, LR: 1e-4, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
 		Gamma: 0.1, DataNoise: 0.03,
 		SGLDSteps: 60, SGLDStep: 1.0, SGLDNoise: 0.0075,
-		BufferSize: 5000, ReinitProb: 0.05,
+		BufferSize: 5000, ReinitProb: 0.05, ReinitFrom: "uniform",
 		Steps: 1000, CheckpointEvery: 50, MaxLoss: 1e4,
 	}
 }
@@ -70,7 +71,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.SGLDStep, "sgld-step", c.SGLDStep, "Langevin gradient step α/2")
 	fs.Float64Var(&c.SGLDNoise, "sgld-noise", c.SGLDNoise, "Langevin noise std σ")
 	fs.IntVar(&c.BufferSize, "buffer", c.BufferSize, "replay buffer size")
-	fs.Float64Var(&c.ReinitProb, "reinit", c.ReinitProb, "probability a chain restarts from U(-1, 1)")
+	fs.Float64Var(&c.ReinitProb, "reinit", c.ReinitProb, "probability a chain restarts")
+	fs.StringVar(&c.ReinitFrom, "reinit-from", c.ReinitFrom, "where chains start and restart: uniform (U(-1, 1) noise) or data (training images plus data noise)")
 	fs.IntVar(&c.Steps, "steps", c.Steps, "parameter updates (0: run for --duration)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "wall-clock budget (0: run for --steps)")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint interval in steps")
@@ -92,6 +94,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("replay buffer %d smaller than the batch %d", c.BufferSize, c.BatchSize)
 	case c.ReinitProb < 0 || c.ReinitProb > 1:
 		return fmt.Errorf("reinit probability %v outside [0, 1]", c.ReinitProb)
+	case c.ReinitFrom != "uniform" && c.ReinitFrom != "data":
+		return fmt.Errorf("reinit-from %q: want uniform or data", c.ReinitFrom)
 	case c.Steps <= 0 && c.Duration <= 0:
 		return fmt.Errorf("give --steps or --duration")
 	case c.CheckpointEvery < 1:

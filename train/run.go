@@ -54,6 +54,9 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 		if st, err = LoadCheckpoint(ckpt); err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
+		if st.Config.ReinitFrom == "" { // checkpoints from before the setting existed
+			st.Config.ReinitFrom = "uniform"
+		}
 		// The run's length and threads may change on resume; the recipe may not.
 		st.Config.Steps, st.Config.Duration, st.Config.Threads = cfg.Steps, cfg.Duration, cfg.Threads
 		if err := truncateMetrics(filepath.Join(opt.Dir, MetricsFile), st.Step); err != nil {

@@ -146,11 +146,7 @@ func (t *Trainer) Step() (Metrics, error) {
 
 	// x+ = data + N(0, σ_data²)
 	for i := 0; i < b; i++ {
-		src := t.data.X[t.nextIndex()*per:][:per]
-		dst := t.xPos[i*per:][:per]
-		for j, v := range src {
-			dst[j] = v + float32(cfg.DataNoise*t.rng.NormFloat64())
-		}
+		t.noisyData(t.xPos[i*per:][:per])
 	}
 
 	// x− from the replay buffer (or fresh noise), then L Langevin steps.
@@ -159,9 +155,7 @@ func (t *Trainer) Step() (Metrics, error) {
 		t.slots[i] = slot
 		dst := t.xNeg[i*per:][:per]
 		if t.rng.Float64() < cfg.ReinitProb {
-			for j := range dst {
-				dst[j] = float32(2*t.rng.Float64() - 1)
-			}
+			t.freshChain(dst)
 		} else {
 			copy(dst, t.State.Buffer[slot*per:][:per])
 		}
@@ -207,6 +201,27 @@ func (t *Trainer) Step() (Metrics, error) {
 		Step: t.State.Step, Loss: loss, EPos: ePos, ENeg: eNeg,
 		StepsPer: 1 / dt.Seconds(), Elapsed: t.State.Elapsed.Seconds(),
 	}, nil
+}
+
+// noisyData fills dst with a random training image plus N(0, σ_data²).
+func (t *Trainer) noisyData(dst []float32) {
+	src := t.data.X[t.nextIndex()*t.per:][:t.per]
+	sd := t.State.Config.DataNoise
+	for j, v := range src {
+		dst[j] = v + float32(sd*t.rng.NormFloat64())
+	}
+}
+
+// freshChain starts a Langevin chain: U(−1, 1) noise (the paper), or a
+// noisy training image (short-run contrastive divergence from the data).
+func (t *Trainer) freshChain(dst []float32) {
+	if t.State.Config.ReinitFrom == "data" {
+		t.noisyData(dst)
+		return
+	}
+	for j := range dst {
+		dst[j] = float32(2*t.rng.Float64() - 1)
+	}
 }
 
 // Langevin runs L steps of x ← x − (α/2)·∇x E(x) + σ·ε in place.
