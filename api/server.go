@@ -53,7 +53,7 @@ type Server struct {
 	handler http.Handler
 }
 
-// New returns a server with no model or index yet.
+// New returns a server with no model or index yet. A nil log discards.
 func New(cfg Config, log *slog.Logger) *Server {
 	def := DefaultConfig()
 	if cfg.StoreSize < 1 {
@@ -68,6 +68,9 @@ func New(cfg Config, log *slog.Logger) *Server {
 	if cfg.MaxBodyBytes < 1 {
 		cfg.MaxBodyBytes = def.MaxBodyBytes
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	store, _ := lru.New[string, *encoder.Result](cfg.StoreSize)
 	s := &Server{cfg: cfg, log: log, store: store}
 	s.metrics = newMetrics(s)
@@ -81,7 +84,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // SetModel starts serving model m through a micro-batcher.
 func (s *Server) SetModel(m *encoder.Model) {
 	opt := s.cfg.Batch
-	opt.OnBatch = s.metrics.observeBatch
+	hook := opt.OnBatch
+	opt.OnBatch = func(n int, d time.Duration) {
+		s.metrics.observeBatch(n, d)
+		if hook != nil {
+			hook(n, d)
+		}
+	}
 	if old := s.batcher.Swap(encoder.NewBatcher(m, opt)); old != nil {
 		old.Close()
 	}
