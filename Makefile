@@ -43,3 +43,17 @@ bench: setup
 
 clean:
 	rm -rf bin
+
+## eval-models: evaluate every shipped model (1-NN, probes, OOD, pictures) into
+## $(EVAL_OUT)/NAME/ and rewrite the results table in models/README.md
+EVAL_OUT ?= runs/eval
+.PHONY: eval-models
+eval-models: build
+	@set -e; dirs=""; \
+	for m in models/*.onnx; do \
+		n=$$(basename $$m .onnx); \
+		echo "== $$m → $(EVAL_OUT)/$$n"; \
+		./$(BIN) eval --model $$m --out $(EVAL_OUT)/$$n; \
+		dirs="$$dirs $(EVAL_OUT)/$$n"; \
+	done; \
+	./$(BIN) eval --update-readme models/README.md $$dirs

@@ -136,7 +136,6 @@ type OODSet struct {
 type OODScore struct {
 	NegEnergy   float64 `json:"neg_energy"`    // score −E(x)
 	NegGradNorm float64 `json:"neg_grad_norm"` // score −‖∂E/∂x‖
-	N           int     `json:"n"`             // OOD images
 }
 
 // OOD scores the in-distribution images in against each OOD set.
@@ -168,7 +167,6 @@ func (m *EnergyModel) OOD(in []float32, sets []OODSet, batch int) (map[string]OO
 		if r.NegGradNorm, err = AUROC(inG, g); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Name, err)
 		}
-		r.N = len(e)
 		out[s.Name] = r
 	}
 	return out, nil

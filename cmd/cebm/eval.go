@@ -1,103 +1,266 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"time"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/eval"
 )
 
-// evalReport is `cebm eval --json`. Accuracies are fractions.
-type evalReport struct {
-	Model             string      `json:"model"`
-	Kind              string      `json:"kind"`
-	Data              string      `json:"data"`
-	Steps             int         `json:"steps"`
-	KNN1Accuracy      float64     `json:"knn1_accuracy"`
-	PixelKNN1Accuracy float64     `json:"pixel_knn1_accuracy"`
-	Confusion         [][]float64 `json:"confusion"`
-	PixelConfusion    [][]float64 `json:"pixel_confusion"`
-	Classes           []string    `json:"classes"`
-	Seconds           float64     `json:"seconds"`
+// Suite parts of `cebm eval`. 1-NN (latent and pixel) always runs.
+const (
+	partProbe    = "probe"
+	partOOD      = "ood"
+	partPictures = "pictures"
+)
+
+// parseSuite reads --suite: "knn", "full", or a comma list of knn, probe,
+// ood and pictures.
+func parseSuite(s string) (map[string]bool, error) {
+	parts := map[string]bool{}
+	for _, p := range strings.Split(s, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "knn", "":
+		case "full", "all":
+			parts[partProbe], parts[partOOD], parts[partPictures] = true, true, true
+		case partProbe, partOOD, partPictures:
+			parts[p] = true
+		default:
+			return nil, fmt.Errorf("unknown --suite part %q (knn, probe, ood, pictures, full)", p)
+		}
+	}
+	return parts, nil
+}
+
+// oodCounterpart is the other data set an MNIST-style model is tested
+// against (cebm-spec §4).
+func oodCounterpart(name string) string {
+	switch name {
+	case "mnist":
+		return "fashion-mnist"
+	case "fashion-mnist":
+		return "mnist"
+	}
+	return ""
 }
 
 // runEval is `cebm eval`: 1-NN accuracy of posterior means (test split
-// against training split, squared L2) beside the pixel-space baseline.
+// against training split, squared L2) beside the pixel-space baseline and,
+// with --suite or --out, the linear probes, OOD detection and pictures.
+//
+// Without --out the default suite is knn (the fast 1-NN check the trainer
+// uses); with --out it is full, and results.json, results.md and the PNGs
+// go into that folder.
 func runEval(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	def := eval.DefaultOptions()
 	model := fs.String("model", "models/mnist-cebm.onnx", "exported model")
-	name := fs.String("data", "mnist", "data set (see cebm data list)")
+	name := fs.String("data", "", "data set (see cebm data list; default: the one the model was trained on)")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	threads := fs.Int("threads", 0, "ONNX Runtime threads (0: all cores)")
+	out := fs.String("out", "", "write results.json, results.md and the pictures into this folder (implies --suite full)")
+	suite := fs.String("suite", "", "what to run: knn, full, or a comma list of knn, probe, ood, pictures (default knn; full with --out)")
+	var baselines []string
+	fs.Func("baseline", "another exported model (e.g. an IGEBM) evaluated beside --model; repeatable", func(s string) error {
+		baselines = append(baselines, s)
+		return nil
+	})
+	oodData := fs.String("ood-data", "", "comma list of data sets whose test split is OOD (default: fashion-mnist for mnist and vice versa)")
+	oodN := fs.Int("ood-n", def.OODN, "images per side in each OOD comparison")
+	labels := fs.String("probe-labels", "1,10,100", "comma list of labels per class for the few-label probes")
+	seeds := fs.Int("probe-seeds", def.ProbeSeeds, "random subsets per few-label probe")
+	l2 := fs.Float64("probe-l2", def.ProbeOpt.L2, "probe L2 weight λ (mean cross-entropy + λ/2·‖W‖²)")
+	iters := fs.Int("probe-iters", def.ProbeOpt.MaxIter, "probe L-BFGS iterations at most")
+	tsneN := fs.Int("tsne-n", def.TSNEN, "test latents in the t-SNE map")
+	tsneIters := fs.Int("tsne-iters", def.TSNEOpt.Iterations, "t-SNE iterations")
+	chains := fs.Int("chains", def.Chains, "SGLD samples drawn from noise")
+	chainSteps := fs.Int("chain-steps", def.ChainSteps, "SGLD steps per sample")
+	seed := fs.Uint64("seed", def.Seed, "random seed (probe subsets, OOD images, t-SNE, SGLD)")
+	trainLimit := fs.Int("train-limit", 0, "use only the first N training images (0: all)")
+	testLimit := fs.Int("test-limit", 0, "use only the first N test images (0: all)")
+	readme := fs.String("update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments, then stop")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
 		}
 		return err
 	}
-	start := time.Now()
-	m, err := encoder.Load(*model, *threads)
+	if *readme != "" {
+		return updateReadme(*readme, fs.Args())
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("eval: unexpected arguments %q", fs.Args())
+	}
+	if *suite == "" {
+		*suite = "knn"
+		if *out != "" {
+			*suite = "full"
+		}
+	}
+	parts, err := parseSuite(*suite)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	trainSet, err := data.LoadEnv(*name, "train", env)
+	if parts[partPictures] && *out == "" {
+		return errors.New("eval: pictures need --out DIR")
+	}
+	if *name == "" {
+		*name = "mnist"
+		if m, err := encoder.Load(*model, 1); err == nil {
+			if m.Dataset != "" {
+				*name = m.Dataset
+			}
+			m.Close()
+		}
+	}
+	opt := def
+	opt.Model, opt.Baselines, opt.Out, opt.Threads, opt.Seed = *model, baselines, *out, *threads, *seed
+	opt.Probe, opt.OOD, opt.Pictures = parts[partProbe], parts[partOOD], parts[partPictures]
+	opt.OODN, opt.ProbeSeeds, opt.TSNEN, opt.Chains, opt.ChainSteps = *oodN, *seeds, *tsneN, *chains, *chainSteps
+	opt.ProbeOpt.L2, opt.ProbeOpt.MaxIter, opt.TSNEOpt.Iterations = *l2, *iters, *tsneIters
+	opt.TSNEOpt.ExagIters = min(opt.TSNEOpt.ExagIters, *tsneIters/3)
+	opt.Log = stderr
+	opt.ProbeLabels = nil
+	for _, f := range strings.Split(*labels, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || k < 1 {
+			return fmt.Errorf("eval: bad --probe-labels entry %q", f)
+		}
+		opt.ProbeLabels = append(opt.ProbeLabels, k)
+	}
+	if opt.Train, err = data.LoadEnv(*name, "train", env); err != nil {
+		return err
+	}
+	if opt.Test, err = data.LoadEnv(*name, "test", env); err != nil {
+		return err
+	}
+	limit(opt.Train, *trainLimit)
+	limit(opt.Test, *testLimit)
+	if opt.OOD {
+		sets := *oodData
+		if sets == "" {
+			sets = oodCounterpart(*name)
+		}
+		for _, s := range strings.Split(sets, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			set, err := data.LoadEnv(s, "test", env)
+			if err != nil {
+				return fmt.Errorf("OOD set: %w", err)
+			}
+			opt.OODSets = append(opt.OODSets, set)
+		}
+	}
+	if *out != "" {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+	}
+	r, err := eval.Run(opt)
 	if err != nil {
 		return err
 	}
-	testSet, err := data.LoadEnv(*name, "test", env)
-	if err != nil {
-		return err
-	}
-	if trainSet.Size() != m.InputSize() {
-		return fmt.Errorf("%s has %d×%d×%d images; the model expects %v", *name, trainSet.C, trainSet.H, trainSet.W, m.InputShape)
-	}
-	const batch = 500
-	zTrain, err := m.Latents(trainSet.Images, trainSet.N, batch)
-	if err != nil {
-		return err
-	}
-	zTest, err := m.Latents(testSet.Images, testSet.N, batch)
-	if err != nil {
-		return err
-	}
-	classes := len(trainSet.Classes)
-	latent, err := eval.KNN(zTrain, trainSet.Labels, zTest, testSet.Labels, m.LatentDim, 1, classes)
-	if err != nil {
-		return err
-	}
-	pixel, err := eval.KNN(trainSet.Images, trainSet.Labels, testSet.Images, testSet.Labels, trainSet.Size(), 1, classes)
-	if err != nil {
-		return err
-	}
-	r := evalReport{
-		Model: *model, Kind: m.Kind, Data: *name, Steps: m.Steps,
-		KNN1Accuracy: latent.Accuracy, PixelKNN1Accuracy: pixel.Accuracy,
-		Confusion: latent.Confusion, PixelConfusion: pixel.Confusion,
-		Classes: trainSet.Classes, Seconds: time.Since(start).Seconds(),
+	if *out != "" {
+		if err := eval.WriteReport(*out, r); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
-	fmt.Fprintf(stdout, "model %s (%s, %d steps) on %s: %d test vs %d train images\n", *model, r.Kind, r.Steps, *name, testSet.N, trainSet.N)
-	fmt.Fprintf(stdout, "1-NN accuracy, latent space: %.4f\n1-NN accuracy, pixel space:  %.4f\n", r.KNN1Accuracy, r.PixelKNN1Accuracy)
-	fmt.Fprintf(stdout, "confusion (rows: true class, fractions):\n")
-	for i, row := range r.Confusion {
-		fmt.Fprintf(stdout, "  %-12.12s", r.Classes[i])
-		for _, v := range row {
-			fmt.Fprintf(stdout, " %5.3f", v)
-		}
-		fmt.Fprintln(stdout)
-	}
-	fmt.Fprintf(stdout, "(%.1f s)\n", r.Seconds)
+	printReport(stdout, r, *out)
 	return nil
+}
+
+// printReport is the plain-text output.
+func printReport(w io.Writer, r *eval.Report, out string) {
+	fmt.Fprintf(w, "model %s (%s, %d steps) on %s: %d test vs %d train images\n", r.Model, r.Kind, r.Steps, r.Data, r.TestImages, r.TrainImages)
+	fmt.Fprintf(w, "1-NN accuracy, latent space: %.4f\n1-NN accuracy, pixel space:  %.4f\n", r.KNN1Accuracy, r.PixelKNN1Accuracy)
+	fmt.Fprintf(w, "confusion (rows: true class, fractions):\n")
+	for i, row := range r.Confusion {
+		fmt.Fprintf(w, "  %-12.12s", r.Classes[i])
+		for _, v := range row {
+			fmt.Fprintf(w, " %5.3f", v)
+		}
+		fmt.Fprintln(w)
+	}
+	probe := func(what string, acc, std map[string]float64) {
+		fmt.Fprintf(w, "linear probe, %s:", what)
+		for _, k := range slices.SortedFunc(maps.Keys(std), func(a, b string) int {
+			return cmp.Or(len(a)-len(b), strings.Compare(a, b))
+		}) {
+			fmt.Fprintf(w, "  %s/class %.4f ± %.4f", k, acc[k], std[k])
+		}
+		fmt.Fprintf(w, "  full %.4f\n", acc["full"])
+	}
+	if r.ProbeAccuracy != nil {
+		probe("latent space", r.ProbeAccuracy, r.ProbeStd)
+	}
+	if r.PixelProbeAccuracy != nil {
+		probe("pixel space ", r.PixelProbeAccuracy, r.PixelProbeStd)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.OODAUROC)) {
+		s := r.OODAUROC[name]
+		fmt.Fprintf(w, "OOD AUROC vs %-14s −E %.4f  −‖∇E‖ %.4f\n", name+":", s.NegEnergy, s.NegGradNorm)
+	}
+	for _, b := range r.Baselines {
+		fmt.Fprintf(w, "baseline %s (%s, %d steps): 1-NN %.4f\n", b.Model, b.Kind, b.Steps, b.KNN1Accuracy)
+		if b.ProbeAccuracy != nil {
+			probe("baseline", b.ProbeAccuracy, b.ProbeStd)
+		}
+	}
+	if out != "" {
+		fmt.Fprintf(w, "wrote %s, %s", filepath.Join(out, "results.json"), filepath.Join(out, "results.md"))
+		for _, k := range []string{"confusion", "pixel_confusion", "latent_map", "samples"} {
+			if f, ok := r.Pictures[k]; ok {
+				fmt.Fprintf(w, ", %s", filepath.Join(out, f))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "(%.1f s)\n", r.Seconds)
+}
+
+// limit keeps the first n images of s (n ≤ 0: all).
+func limit(s *data.Set, n int) {
+	if n <= 0 || n >= s.N {
+		return
+	}
+	per := s.Size()
+	s.N = n
+	s.Images, s.Pixels, s.Labels = s.Images[:n*per], s.Pixels[:n*per], s.Labels[:n]
+}
+
+// updateReadme rewrites the results table of readme from the reports in
+// dirs.
+func updateReadme(readme string, dirs []string) error {
+	if len(dirs) == 0 {
+		return errors.New("eval: --update-readme needs the result folders as arguments")
+	}
+	var reports []*eval.Report
+	for _, d := range dirs {
+		r, err := eval.ReadReport(filepath.Join(d, "results.json"))
+		if err != nil {
+			return err
+		}
+		reports = append(reports, r)
+	}
+	return eval.UpdateReadme(readme, eval.ResultsTable(reports, dirs))
 }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const shippedModel = "../../models/mnist-cebm.onnx"
+
+// writeFolderSet writes an image-folder data set (folder:DIR) of 28×28
+// grayscale images, 10 classes, perClass train and test images per class:
+// class c is a bright bar at row 2c+4 over noise, so that tests need not
+// decode MNIST.
+func writeFolderSet(t *testing.T, dir string, perClass int, seed uint8) string {
+	t.Helper()
+	v := seed
+	for _, split := range []string{"train", "test"} {
+		for c := 0; c < 10; c++ {
+			cd := filepath.Join(dir, split, fmt.Sprintf("c%d", c))
+			if err := os.MkdirAll(cd, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < perClass; i++ {
+				img := image.NewGray(image.Rect(0, 0, 28, 28))
+				for j := range img.Pix {
+					v = v*73 + 41
+					img.Pix[j] = v / 4
+				}
+				for x := 3; x < 25; x++ {
+					img.SetGray(x, 2*c+4, color.Gray{Y: 255})
+				}
+				f, err := os.Create(filepath.Join(cd, fmt.Sprintf("%03d.png", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := png.Encode(f, img); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+		}
+	}
+	return "folder:" + dir
+}
+
+// The whole suite on a few hundred images: every JSON key, file and
+// picture is there, and the README table is rewritten from results.json.
+func TestEvalSuiteSmall(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "mnist-cebm")
+	set := writeFolderSet(t, filepath.Join(dir, "set"), 15, 1)
+	other := writeFolderSet(t, filepath.Join(dir, "other"), 4, 2)
+	stdout, err := runCmd(t, nil, "eval", "--model", shippedModel, "--data", set, "--ood-data", other, "--out", out, "--json",
+		"--probe-seeds", "2", "--probe-labels", "1,10", "--probe-iters", "30",
+		"--ood-n", "40", "--tsne-n", "60", "--tsne-iters", "60", "--chains", "4", "--chain-steps", "2")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	for _, k := range []string{"knn1_accuracy", "pixel_knn1_accuracy", "confusion", "pixel_confusion", "classes", "seconds"} {
+		if _, ok := r[k]; !ok {
+			t.Errorf("no %q in the JSON", k)
+		}
+	}
+	probe, _ := r["probe_accuracy"].(map[string]any)
+	for _, k := range []string{"1", "10", "full"} {
+		if v, ok := probe[k].(float64); !ok || v < 0 || v > 1 {
+			t.Errorf("probe_accuracy[%q] = %v", k, probe[k])
+		}
+	}
+	ood, _ := r["ood_auroc"].(map[string]any)
+	for _, name := range []string{other, "constant", "uniform"} {
+		s, _ := ood[name].(map[string]any)
+		for _, score := range []string{"neg_energy", "neg_grad_norm"} {
+			if v, ok := s[score].(float64); !ok || v < 0 || v > 1 {
+				t.Errorf("ood_auroc[%q][%q] = %v", name, score, s[score])
+			}
+		}
+	}
+	for _, f := range []string{"confusion.png", "pixel_confusion.png", "tsne.png", "samples.png"} {
+		fh, err := os.Open(filepath.Join(out, f))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if _, err := png.Decode(fh); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+		fh.Close()
+	}
+	md, err := os.ReadFile(filepath.Join(out, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## 1-NN accuracy", "## Linear probe", " | – | ", "## Out-of-distribution", other + " (40)", "constant (40)", "![t-SNE](tsne.png)"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results.md lacks %q:\n%s", want, md)
+		}
+	}
+
+	readme := filepath.Join(dir, "README.md")
+	if err := os.WriteFile(readme, []byte("# Shipped models\n\ntext that stays\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second run replaces the table it wrote
+		if _, err := runCmd(t, nil, "eval", "--update-readme", readme, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := os.ReadFile(readme)
+	if s := string(b); strings.Count(s, "<!-- results:begin -->") != 1 || !strings.Contains(s, "text that stays") || !strings.Contains(s, "| `mnist-cebm.onnx` | cebm | "+set+" |") {
+		t.Errorf("README after the update:\n%s", s)
+	}
+}
+
+// Without --out or --suite, eval is the 1-NN check and its JSON has no
+// probe or OOD keys.
+func TestEvalDefaultIsKNN(t *testing.T) {
+	set := writeFolderSet(t, t.TempDir(), 5, 3)
+	stdout, err := runCmd(t, nil, "eval", "--model", shippedModel, "--data", set, "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if !strings.Contains(stdout, `"knn1_accuracy"`) || strings.Contains(stdout, "probe_accuracy") || strings.Contains(stdout, "ood_auroc") {
+		t.Errorf("output:\n%s", stdout)
+	}
+	out, err := runCmd(t, nil, "eval", "--model", shippedModel, "--data", set)
+	if err != nil || !strings.Contains(out, "1-NN accuracy, latent space: ") || !strings.Contains(out, "1-NN accuracy, pixel space:  ") {
+		t.Errorf("plain output (%v):\n%s", err, out)
+	}
+}
+
+func TestEvalSuiteFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		bad  bool
+	}{
+		{"knn", nil, false},
+		{"full", []string{partProbe, partOOD, partPictures}, false},
+		{"knn,probe", []string{partProbe}, false},
+		{"ood, pictures", []string{partOOD, partPictures}, false},
+		{"umap", nil, true},
+	} {
+		got, err := parseSuite(tc.in)
+		if (err != nil) != tc.bad {
+			t.Errorf("%q: error %v", tc.in, err)
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
+		}
+		for _, p := range tc.want {
+			if !got[p] {
+				t.Errorf("%q: %v lacks %s", tc.in, got, p)
+			}
+		}
+	}
+	if _, err := runCmd(t, nil, "eval", "--suite", "pictures"); err == nil {
+		t.Error("pictures without --out accepted")
+	}
+}

@@ -1,0 +1,383 @@
+package eval
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/cebm/cebm/data"
+	"github.com/cebm/cebm/encoder"
+)
+
+// Options say what a suite evaluates and how.
+type Options struct {
+	Model     string   // exported model
+	Baselines []string // other exported models evaluated beside it (e.g. IGEBM)
+	Train     *data.Set
+	Test      *data.Set
+	// OODSets are other data sets' images (e.g. Fashion-MNIST's test split
+	// for an MNIST model), scored besides constant images and noise.
+	OODSets []*data.Set
+
+	Probe, OOD, Pictures bool
+	Out                  string // folder for the pictures
+
+	Threads     int
+	ProbeSeeds  int // subsets per few-label probe (10)
+	ProbeLabels []int
+	ProbeOpt    ProbeOptions
+	OODN        int // images per side of each OOD comparison
+	TSNEN       int // test latents in the 2-D map
+	TSNEOpt     TSNEOptions
+	Chains      int // SGLD samples drawn from noise
+	ChainSteps  int
+	Seed        uint64
+	Log         io.Writer // progress lines
+}
+
+// DefaultOptions: 10 seeds of 1, 10 and 100 labels per class, 2000 images
+// per OOD side and in the t-SNE map, 64 SGLD chains of 200 steps.
+func DefaultOptions() Options {
+	return Options{
+		ProbeSeeds: 10, ProbeLabels: []int{1, 10, 100}, ProbeOpt: DefaultProbeOptions(),
+		OODN: 2000, TSNEN: 2000, TSNEOpt: DefaultTSNEOptions(), Chains: 64, ChainSteps: 200, Seed: 1,
+		Log: io.Discard,
+	}
+}
+
+// Report is `cebm eval --json` and results.json. Accuracies and AUROCs are
+// fractions.
+type Report struct {
+	Model             string      `json:"model"`
+	Kind              string      `json:"kind"`
+	Data              string      `json:"data"`
+	Steps             int         `json:"steps"`
+	KNN1Accuracy      float64     `json:"knn1_accuracy"`
+	PixelKNN1Accuracy float64     `json:"pixel_knn1_accuracy"`
+	Confusion         [][]float64 `json:"confusion"`
+	PixelConfusion    [][]float64 `json:"pixel_confusion"`
+	Classes           []string    `json:"classes"`
+	Seconds           float64     `json:"seconds"`
+
+	TrainWallTime float64 `json:"train_wall_time_s"` // the model's training time (metadata)
+	Digest        string  `json:"sha256"`
+	TrainImages   int     `json:"train_images"`
+	TestImages    int     `json:"test_images"`
+
+	// ProbeAccuracy is keyed by labels per class ("1", "10", "100") and
+	// "full"; the few-label entries are means over seeded subsets, with
+	// their standard deviations in ProbeStd.
+	ProbeAccuracy      map[string]float64 `json:"probe_accuracy,omitempty"`
+	ProbeStd           map[string]float64 `json:"probe_std,omitempty"`
+	PixelProbeAccuracy map[string]float64 `json:"pixel_probe_accuracy,omitempty"`
+	PixelProbeStd      map[string]float64 `json:"pixel_probe_std,omitempty"`
+	// OODAUROC is keyed by OOD set, then score (neg_energy, neg_grad_norm).
+	OODAUROC map[string]OODScore `json:"ood_auroc,omitempty"`
+	// OODImages counts the images of each side ("in-distribution" and each
+	// OOD set).
+	OODImages map[string]int `json:"ood_images,omitempty"`
+
+	Baselines []ModelReport      `json:"baselines,omitempty"`
+	Pictures  map[string]string  `json:"pictures,omitempty"` // what → file in the output folder
+	Settings  Settings           `json:"settings"`
+	Timings   map[string]float64 `json:"timings_s"`
+}
+
+// ModelReport is one model's figures: the evaluated model's, or a
+// baseline's.
+type ModelReport struct {
+	Model         string              `json:"model"`
+	Kind          string              `json:"kind"`
+	Steps         int                 `json:"steps"`
+	TrainWallTime float64             `json:"train_wall_time_s"`
+	Digest        string              `json:"sha256"`
+	KNN1Accuracy  float64             `json:"knn1_accuracy"`
+	Confusion     [][]float64         `json:"confusion"`
+	ProbeAccuracy map[string]float64  `json:"probe_accuracy,omitempty"`
+	ProbeStd      map[string]float64  `json:"probe_std,omitempty"`
+	OODAUROC      map[string]OODScore `json:"ood_auroc,omitempty"`
+}
+
+// Settings record how the figures were made.
+type Settings struct {
+	ProbeL2      float64 `json:"probe_l2"`
+	ProbeMaxIter int     `json:"probe_max_iter"`
+	ProbeSeeds   int     `json:"probe_seeds"`
+	OODImages    int     `json:"ood_images_per_side"`
+	TSNEPoints   int     `json:"tsne_points"`
+	TSNEPerplex  float64 `json:"tsne_perplexity"`
+	SGLDChains   int     `json:"sgld_chains"`
+	SGLDSteps    int     `json:"sgld_steps"`
+	SGLDStep     float64 `json:"sgld_step"`
+	SGLDNoise    float64 `json:"sgld_noise"`
+	Seed         uint64  `json:"seed"`
+}
+
+// Picture files in the output folder.
+const (
+	ConfusionFile      = "confusion.png"
+	PixelConfusionFile = "pixel_confusion.png"
+	MapFile            = "tsne.png"
+	SamplesFile        = "samples.png"
+)
+
+// Run evaluates opt.Model (and its baselines) on opt.Train/opt.Test.
+func Run(opt Options) (*Report, error) {
+	start := time.Now()
+	logf := func(format string, a ...any) { fmt.Fprintf(opt.Log, format+"\n", a...) }
+	r := &Report{Data: opt.Train.Name, Classes: opt.Train.Classes, TrainImages: opt.Train.N, TestImages: opt.Test.N,
+		Timings: map[string]float64{}}
+	r.Settings = Settings{ProbeL2: opt.ProbeOpt.L2, ProbeMaxIter: opt.ProbeOpt.MaxIter, ProbeSeeds: opt.ProbeSeeds, Seed: opt.Seed}
+	lap := time.Now()
+	timing := func(what string) {
+		r.Timings[what] = time.Since(lap).Seconds()
+		lap = time.Now()
+	}
+
+	mr, em, zTest, err := evalModel(opt, opt.Model, opt.OOD || opt.Pictures, logf)
+	if em != nil {
+		defer em.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	timing("model")
+	r.Model, r.Kind, r.Steps, r.TrainWallTime, r.Digest = mr.Model, mr.Kind, mr.Steps, mr.TrainWallTime, mr.Digest
+	r.KNN1Accuracy, r.Confusion = mr.KNN1Accuracy, mr.Confusion
+	r.ProbeAccuracy, r.ProbeStd, r.OODAUROC = mr.ProbeAccuracy, mr.ProbeStd, mr.OODAUROC
+	if opt.OOD {
+		r.Settings.OODImages = opt.OODN
+		r.OODImages = map[string]int{"in-distribution": min(opt.OODN, opt.Test.N)}
+		for name := range r.OODAUROC {
+			r.OODImages[name] = opt.OODN
+			if s := findSet(opt.OODSets, name); s != nil {
+				r.OODImages[name] = min(opt.OODN, s.N)
+			}
+		}
+	}
+
+	classes := len(opt.Train.Classes)
+	pixel, err := KNN(opt.Train.Images, opt.Train.Labels, opt.Test.Images, opt.Test.Labels, opt.Train.Size(), 1, classes)
+	if err != nil {
+		return nil, err
+	}
+	r.PixelKNN1Accuracy, r.PixelConfusion = pixel.Accuracy, pixel.Confusion
+	logf("1-NN, pixel space: %.4f", r.PixelKNN1Accuracy)
+	timing("pixel_knn")
+	if opt.Probe {
+		r.PixelProbeAccuracy, r.PixelProbeStd, err = probes(opt, opt.Train.Images, opt.Test.Images, opt.Train.Size(), "pixels", logf)
+		if err != nil {
+			return nil, err
+		}
+		timing("pixel_probe")
+	}
+
+	for _, b := range opt.Baselines {
+		br, bem, _, err := evalModel(opt, b, false, logf)
+		if bem != nil {
+			bem.Close()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("baseline %s: %w", b, err)
+		}
+		r.Baselines = append(r.Baselines, br)
+		timing("baseline " + b)
+	}
+
+	if opt.Pictures {
+		if err := pictures(opt, r, em, zTest, logf); err != nil {
+			return nil, err
+		}
+		timing("pictures")
+	}
+	r.Seconds = time.Since(start).Seconds()
+	return r, nil
+}
+
+func findSet(sets []*data.Set, name string) *data.Set {
+	for _, s := range sets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// evalModel runs 1-NN, the probes and the OOD scores of one exported model.
+// It returns the energy model when needEnergy (or OOD) asks for it, and the
+// test latents.
+func evalModel(opt Options, path string, needEnergy bool, logf func(string, ...any)) (ModelReport, *EnergyModel, []float32, error) {
+	var mr ModelReport
+	m, err := encoder.Load(path, opt.Threads)
+	if err != nil {
+		return mr, nil, nil, err
+	}
+	defer m.Close()
+	if opt.Train.Size() != m.InputSize() {
+		return mr, nil, nil, fmt.Errorf("%s has %d×%d×%d images; %s expects %v", opt.Train.Name, opt.Train.C, opt.Train.H, opt.Train.W, path, m.InputShape)
+	}
+	mr.Model, mr.Kind, mr.Steps, mr.TrainWallTime, mr.Digest = path, m.Kind, m.Steps, m.WallTime, m.Digest
+	const batch = 500
+	zTrain, err := m.Latents(opt.Train.Images, opt.Train.N, batch)
+	if err != nil {
+		return mr, nil, nil, err
+	}
+	zTest, err := m.Latents(opt.Test.Images, opt.Test.N, batch)
+	if err != nil {
+		return mr, nil, nil, err
+	}
+	classes := len(opt.Train.Classes)
+	knn, err := KNN(zTrain, opt.Train.Labels, zTest, opt.Test.Labels, m.LatentDim, 1, classes)
+	if err != nil {
+		return mr, nil, nil, err
+	}
+	mr.KNN1Accuracy, mr.Confusion = knn.Accuracy, knn.Confusion
+	logf("%s: 1-NN, latent space: %.4f", path, mr.KNN1Accuracy)
+	if opt.Probe {
+		mr.ProbeAccuracy, mr.ProbeStd, err = probes(opt, zTrain, zTest, m.LatentDim, path, logf)
+		if err != nil {
+			return mr, nil, nil, err
+		}
+	}
+	if !opt.OOD && !needEnergy {
+		return mr, nil, zTest, nil
+	}
+	em, err := LoadEnergyModel(path, m.Config, opt.Threads)
+	if err != nil {
+		return mr, nil, nil, err
+	}
+	if opt.OOD {
+		if mr.OODAUROC, err = ood(opt, em, logf); err != nil {
+			return mr, em, nil, err
+		}
+	}
+	return mr, em, zTest, nil
+}
+
+// probes fits the few-label probes and the full-training-set probe.
+func probes(opt Options, train, test []float32, dim int, what string, logf func(string, ...any)) (acc, std map[string]float64, err error) {
+	classes := len(opt.Train.Classes)
+	st := FitStandardizer(train, dim)
+	xTest := st.Apply(test, nil)
+	acc, std = map[string]float64{}, map[string]float64{}
+	for _, k := range opt.ProbeLabels {
+		sc, err := FewLabelProbe(st, train, opt.Train.Labels, xTest, opt.Test.Labels, classes, k, opt.ProbeSeeds, opt.ProbeOpt)
+		if err != nil {
+			return nil, nil, err
+		}
+		key := strconv.Itoa(k)
+		acc[key], std[key] = sc.Mean, sc.Std
+		logf("%s: probe, %d labels per class: %.4f ± %.4f", what, k, sc.Mean, sc.Std)
+	}
+	p, err := TrainProbe(st.Apply(train, nil), opt.Train.Labels, classes, opt.ProbeOpt)
+	if err != nil {
+		return nil, nil, err
+	}
+	acc["full"] = p.Accuracy(xTest, opt.Test.Labels)
+	logf("%s: probe, full training set: %.4f", what, acc["full"])
+	return acc, std, nil
+}
+
+// ood scores a seeded subset of the test split against the other data sets,
+// constant images and uniform noise.
+func ood(opt Options, em *EnergyModel, logf func(string, ...any)) (map[string]OODScore, error) {
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x00d))
+	per := opt.Test.Size()
+	in := subset(opt.Test.Images, opt.Test.N, per, opt.OODN, rng)
+	var sets []OODSet
+	for _, s := range opt.OODSets {
+		if s.Size() != per {
+			return nil, fmt.Errorf("OOD set %s has %d×%d×%d images, the model %d values", s.Name, s.C, s.H, s.W, per)
+		}
+		sets = append(sets, OODSet{Name: s.Name, X: subset(s.Images, s.N, per, opt.OODN, rng)})
+	}
+	sets = append(sets,
+		OODSet{Name: "constant", X: ConstantImages(opt.OODN, per, rng)},
+		OODSet{Name: "uniform", X: UniformNoise(opt.OODN, per, rng)})
+	res, err := em.OOD(in, sets, 100)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sets {
+		logf("OOD vs %s: AUROC −E %.4f, −‖∇E‖ %.4f", s.Name, res[s.Name].NegEnergy, res[s.Name].NegGradNorm)
+	}
+	return res, nil
+}
+
+// subset copies k images drawn without replacement (all when k ≥ n).
+func subset(x []float32, n, per, k int, rng *rand.Rand) []float32 {
+	idx := rng.Perm(n)[:min(k, n)]
+	out := make([]float32, 0, len(idx)*per)
+	for _, i := range idx {
+		out = append(out, x[i*per:(i+1)*per]...)
+	}
+	return out
+}
+
+// pictures draws the confusion matrices, the t-SNE map of test latents and
+// SGLD samples into opt.Out.
+func pictures(opt Options, r *Report, em *EnergyModel, zTest []float32, logf func(string, ...any)) error {
+	if opt.Out == "" {
+		return fmt.Errorf("pictures need an output folder (--out)")
+	}
+	r.Pictures = map[string]string{}
+	base := filepath.Base(opt.Model)
+	if err := ConfusionPNG(filepath.Join(opt.Out, ConfusionFile), r.Confusion, r.Classes,
+		fmt.Sprintf("1-NN confusion, %s latent space, %s test (accuracy %.4f)", base, r.Data, r.KNN1Accuracy)); err != nil {
+		return err
+	}
+	r.Pictures["confusion"] = ConfusionFile
+	if err := ConfusionPNG(filepath.Join(opt.Out, PixelConfusionFile), r.PixelConfusion, r.Classes,
+		fmt.Sprintf("1-NN confusion, pixel space, %s test (accuracy %.4f)", r.Data, r.PixelKNN1Accuracy)); err != nil {
+		return err
+	}
+	r.Pictures["pixel_confusion"] = PixelConfusionFile
+
+	t0 := time.Now()
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x75e))
+	dim := len(zTest) / opt.Test.N
+	k := min(opt.TSNEN, opt.Test.N)
+	idx := rng.Perm(opt.Test.N)[:k]
+	z := make([]float32, 0, k*dim)
+	labels := make([]int, k)
+	for j, i := range idx {
+		z = append(z, zTest[i*dim:(i+1)*dim]...)
+		labels[j] = opt.Test.Labels[i]
+	}
+	to := opt.TSNEOpt
+	to.Seed = opt.Seed
+	to.Perplexity = min(to.Perplexity, float64(k-1)/3)
+	xy, err := TSNE(z, dim, to)
+	if err != nil {
+		return err
+	}
+	r.Settings.TSNEPoints, r.Settings.TSNEPerplex = k, to.Perplexity
+	if err := ScatterPNG(filepath.Join(opt.Out, MapFile), xy, labels, r.Classes,
+		fmt.Sprintf("t-SNE of %d %s test posterior means (%s, perplexity %g)", k, r.Data, base, to.Perplexity),
+		"t-SNE 1", "t-SNE 2"); err != nil {
+		return err
+	}
+	r.Pictures["latent_map"] = MapFile
+	logf("t-SNE of %d latents: %.1f s", k, time.Since(t0).Seconds())
+
+	t0 = time.Now()
+	a := em.Model.Arch
+	x, err := em.Sample(opt.Chains, opt.ChainSteps, opt.Seed)
+	if err != nil {
+		return err
+	}
+	r.Settings.SGLDChains, r.Settings.SGLDSteps = opt.Chains, opt.ChainSteps
+	r.Settings.SGLDStep, r.Settings.SGLDNoise = em.Config.SGLDStep, em.Config.SGLDNoise
+	for i, v := range x { // the chains are not clamped; the picture is
+		x[i] = max(-1, min(1, v))
+	}
+	if err := data.SaveGrid(filepath.Join(opt.Out, SamplesFile), x, opt.Chains, a.C, a.H, a.W, nil, 8); err != nil {
+		return err
+	}
+	r.Pictures["samples"] = SamplesFile
+	logf("%d SGLD samples × %d steps: %.1f s", opt.Chains, opt.ChainSteps, time.Since(t0).Seconds())
+	return nil
+}
