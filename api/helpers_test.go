@@ -90,7 +90,7 @@ func setup(t testing.TB) {
 func newTestServer(t testing.TB, path string, nRef int, cfg Config) (*Server, *encoder.Model) {
 	t.Helper()
 	setup(t)
-	m, err := encoder.Load(path, 1)
+	m, err := encoder.Load(path, testThreads)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,3 +186,7 @@ func bigPNG(t testing.TB, w, h int) []byte {
 	}
 	return b.Bytes()
 }
+
+// testThreads is the ONNX Runtime thread count of test servers (0: all
+// cores, as cebm serve uses).
+var testThreads = 0
