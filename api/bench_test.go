@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
 )
 
 // BenchmarkEncodeHTTP reports, in one run: raw ONNX Runtime throughput at
@@ -91,4 +90,3 @@ func BenchmarkEncodeHTTP(b *testing.B) {
 	b.ReportMetric(p50, "knn_p50_ms")
 	b.ReportMetric(p99, "knn_p99_ms")
 }
-
