@@ -3,9 +3,11 @@ package eval
 import (
 	"bytes"
 	"fmt"
+	"image"
 	"image/color"
 	"math"
 
+	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/train"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
@@ -133,6 +135,33 @@ func ScatterPNG(path string, xy []float64, labels []int, classes []string, title
 	dc := draw.New(img)
 	p.Draw(draw.Crop(dc, 0, -legW, 0, 0))
 	leg.Draw(draw.Crop(dc, w-legW+0.15*vg.Inch, 0, 0, -0.5*vg.Inch))
+	return writePNG(path, img)
+}
+
+// SamplesPNG draws n images (NCHW in [−1, 1]) as a grid of cols columns
+// under a title.
+func SamplesPNG(path string, x []float32, n, c, h, w, cols int, title string) error {
+	grid, err := data.GridImage(x, n, c, h, w, nil, cols)
+	if err != nil {
+		return err
+	}
+	// Nearest-neighbour upscaling keeps the pixels sharp.
+	const zoom = 3
+	b := grid.Bounds()
+	big := image.NewRGBA(image.Rect(0, 0, b.Dx()*zoom, b.Dy()*zoom))
+	for y := 0; y < b.Dy()*zoom; y++ {
+		for x := 0; x < b.Dx()*zoom; x++ {
+			big.Set(x, y, grid.At(b.Min.X+x/zoom, b.Min.Y+y/zoom))
+		}
+	}
+	p := plot.New()
+	p.Title.Text = title
+	p.Title.TextStyle.Font.Size = vg.Points(13)
+	p.HideAxes()
+	p.Add(plotter.NewImage(big, 0, 0, float64(big.Bounds().Dx()), float64(big.Bounds().Dy())))
+	side := vg.Length(big.Bounds().Dx()) * vg.Inch / dpi
+	img := vgimg.NewWith(vgimg.UseWH(max(side, 6*vg.Inch), side*vg.Length(big.Bounds().Dy())/vg.Length(big.Bounds().Dx())+0.6*vg.Inch), vgimg.UseDPI(dpi))
+	p.Draw(draw.New(img))
 	return writePNG(path, img)
 }
 

@@ -39,7 +39,15 @@ func TestPicturesArePNGs(t *testing.T) {
 	if err := ScatterPNG(spath, xy, truth, classes, "t-SNE", "t-SNE 1", "t-SNE 2"); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{cpath, spath} {
+	x := UniformNoise(64, 28*28, rng)
+	for i := range x[:32*28*28] {
+		x[i] = -1
+	}
+	gpath := filepath.Join(dir, "samples.png")
+	if err := SamplesPNG(gpath, x, 64, 1, 28, 28, 8, "64 SGLD samples from U(−1, 1) noise: 200 steps, step 1, noise 0.0075"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{cpath, spath, gpath} {
 		f, err := os.Open(p)
 		if err != nil {
 			t.Fatal(err)

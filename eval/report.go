@@ -107,8 +107,8 @@ func (r *Report) Markdown() string {
 
 	if r.ProbeAccuracy != nil {
 		w("## Linear probe accuracy (%%) on the whole test split\n\n")
-		w("Multinomial logistic regression (L-BFGS, gonum/optimize; mean cross-entropy + %g/2·‖W‖², at most %d iterations) on features standardised with the whole training split's mean and deviation; 1, 10 and 100 labels per class are the mean ± std over %d seeded subsets.\n\n",
-			r.Settings.ProbeL2, r.Settings.ProbeMaxIter, r.Settings.ProbeSeeds)
+		w("Multinomial logistic regression (L-BFGS, gonum/optimize; mean cross-entropy + %g/2·‖W‖², at most %d iterations, %d for pixels) on features standardised with the whole training split's mean and deviation; few-label columns are the mean ± std over %d seeded subsets of that many labelled training images per class.\n\n",
+			r.Settings.ProbeL2, r.Settings.ProbeMaxIter, r.Settings.PixelMaxIter, r.Settings.ProbeSeeds)
 		w("| representation | 1 | 10 | 100 | full | paper (1 / 10 / 100 / full) |\n|---|---|---|---|---|---|\n")
 		w("| %s latent | %s | %s |\n", r.Kind, probeCells(r.ProbeAccuracy, r.ProbeStd), paperProbe(r.Kind, r.Data))
 		for _, bl := range r.Baselines {

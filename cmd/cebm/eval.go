@@ -85,6 +85,7 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	seeds := fs.Int("probe-seeds", def.ProbeSeeds, "random subsets per few-label probe")
 	l2 := fs.Float64("probe-l2", def.ProbeOpt.L2, "probe L2 weight λ (mean cross-entropy + λ/2·‖W‖²)")
 	iters := fs.Int("probe-iters", def.ProbeOpt.MaxIter, "probe L-BFGS iterations at most")
+	pixelIters := fs.Int("pixel-probe-iters", def.PixelProbeIters, "pixel-space probe L-BFGS iterations at most")
 	tsneN := fs.Int("tsne-n", def.TSNEN, "test latents in the t-SNE map")
 	tsneIters := fs.Int("tsne-iters", def.TSNEOpt.Iterations, "t-SNE iterations")
 	chains := fs.Int("chains", def.Chains, "SGLD samples drawn from noise")
@@ -131,7 +132,7 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	opt.Model, opt.Baselines, opt.Out, opt.Threads, opt.Seed = *model, baselines, *out, *threads, *seed
 	opt.Probe, opt.OOD, opt.Pictures = parts[partProbe], parts[partOOD], parts[partPictures]
 	opt.OODN, opt.ProbeSeeds, opt.TSNEN, opt.Chains, opt.ChainSteps = *oodN, *seeds, *tsneN, *chains, *chainSteps
-	opt.ProbeOpt.L2, opt.ProbeOpt.MaxIter, opt.TSNEOpt.Iterations = *l2, *iters, *tsneIters
+	opt.ProbeOpt.L2, opt.ProbeOpt.MaxIter, opt.PixelProbeIters, opt.TSNEOpt.Iterations = *l2, *iters, *pixelIters, *tsneIters
 	opt.TSNEOpt.ExagIters = min(opt.TSNEOpt.ExagIters, *tsneIters/3)
 	opt.Log = stderr
 	opt.ProbeLabels = nil

@@ -58,6 +58,7 @@ func TestEvalSuiteSmall(t *testing.T) {
 	set := writeFolderSet(t, filepath.Join(dir, "set"), 15, 1)
 	other := writeFolderSet(t, filepath.Join(dir, "other"), 4, 2)
 	stdout, err := runCmd(t, nil, "eval", "--model", shippedModel, "--data", set, "--ood-data", other, "--out", out, "--json",
+		"--baseline", shippedModel, "--pixel-probe-iters", "20",
 		"--probe-seeds", "2", "--probe-labels", "1,10", "--probe-iters", "30",
 		"--ood-n", "40", "--tsne-n", "60", "--tsne-iters", "60", "--chains", "4", "--chain-steps", "2")
 	if err != nil {
@@ -98,11 +99,16 @@ func TestEvalSuiteSmall(t *testing.T) {
 		}
 		fh.Close()
 	}
+	if bl, _ := r["baselines"].([]any); len(bl) != 1 {
+		t.Errorf("baselines: %v", r["baselines"])
+	} else if b, _ := bl[0].(map[string]any); b["knn1_accuracy"] != r["knn1_accuracy"] {
+		t.Errorf("the model as its own baseline has 1-NN %v, itself %v", b["knn1_accuracy"], r["knn1_accuracy"])
+	}
 	md, err := os.ReadFile(filepath.Join(out, "results.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## 1-NN accuracy", "## Linear probe", " | – | ", "## Out-of-distribution", other + " (40)", "constant (40)", "![t-SNE](tsne.png)"} {
+	for _, want := range []string{"## 1-NN accuracy", "## Linear probe", " | – | ", "## Out-of-distribution", other + " (40)", "constant (40)", "![t-SNE](tsne.png)", "| baseline `mnist-cebm.onnx` (cebm, "} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
