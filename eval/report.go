@@ -151,8 +151,12 @@ func (r *Report) Markdown() string {
 		w("1-NN confusion matrix in latent space (rows: true class, fractions of the row):\n\n![confusion](%s)\n\n", r.Pictures["confusion"])
 		w("The same in pixel space:\n\n![pixel confusion](%s)\n\n", r.Pictures["pixel_confusion"])
 		w("t-SNE map of %d test posterior means (exact t-SNE, perplexity %g), coloured by class:\n\n![t-SNE](%s)\n\n", r.Settings.TSNEPoints, r.Settings.TSNEPerplex, r.Pictures["latent_map"])
-		w("%d samples drawn by SGLD from U(−1, 1) noise, %d steps of x ← x − %g·∇E(x) + %g·ε (the model's training settings):\n\n![samples](%s)\n\n",
-			r.Settings.SGLDChains, r.Settings.SGLDSteps, r.Settings.SGLDStep, r.Settings.SGLDNoise, r.Pictures["samples"])
+		if r.Pictures["samples"] == "" {
+			w("No SGLD samples: the model carries no training config to rebuild its energy gradient from.\n\n")
+		} else {
+			w("%d samples drawn by SGLD from U(−1, 1) noise, %d steps of x ← x − %g·∇E(x) + %g·ε (the model's training settings):\n\n![samples](%s)\n\n",
+				r.Settings.SGLDChains, r.Settings.SGLDSteps, r.Settings.SGLDStep, r.Settings.SGLDNoise, r.Pictures["samples"])
+		}
 	}
 	if len(r.Timings) > 0 {
 		var parts []string
@@ -265,7 +269,7 @@ func UpdateReadme(path, table string) error {
 	case i >= 0 && j > i:
 		out = append(append(append([]byte{}, old[:i]...), section...), old[j+len(ResultsEnd):]...)
 	case i < 0 && j < 0:
-		out = append(bytes.TrimRight(old, "\n"), []byte("\n\n## Evaluation results\n\nWritten by `make eval-models` (`cebm eval`); do not edit by hand.\n\n"+section+"\n")...)
+		out = append(bytes.TrimRight(old, "\n"), []byte("\n\n## Evaluation results\n\nWritten by `make eval-models` (`cebm eval --out DIR` per model, then `cebm eval --update-readme`); do not edit by hand. Each model's results.md (its figures beside the paper's) and pictures are in the folder of the last column, written locally and not committed.\n\n"+section+"\n")...)
 	default:
 		return fmt.Errorf("%s: unbalanced %s / %s markers", path, ResultsBegin, ResultsEnd)
 	}

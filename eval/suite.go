@@ -252,6 +252,10 @@ func evalModel(opt Options, path string, needEnergy bool, logf func(string, ...a
 	if !opt.OOD && !needEnergy {
 		return mr, nil, zTest, nil
 	}
+	if len(m.Config) == 0 {
+		logf("%s: no training config in its metadata: no energy gradient, so no OOD scores or samples", path)
+		return mr, nil, zTest, nil
+	}
 	em, err := LoadEnergyModel(path, m.Config, opt.Threads)
 	if err != nil {
 		return mr, nil, nil, err
@@ -370,6 +374,9 @@ func pictures(opt Options, r *Report, em *EnergyModel, zTest []float32, logf fun
 	r.Pictures["latent_map"] = MapFile
 	logf("t-SNE of %d latents: %.1f s", k, time.Since(t0).Seconds())
 
+	if em == nil {
+		return nil
+	}
 	t0 = time.Now()
 	a := em.Model.Arch
 	x, err := em.Sample(opt.Chains, opt.ChainSteps, opt.Seed)
