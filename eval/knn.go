@@ -1,6 +1,15 @@
 // Package eval measures representations the way the paper does (cebm-spec
-// §4): 1-nearest-neighbour accuracy in latent space and in pixel space, with
-// the confusion matrix.
+// §4) and draws them:
+//
+//   - [KNN]: 1-nearest-neighbour accuracy in latent or pixel space, with the
+//     confusion matrix;
+//   - [TrainProbe], [FewLabelProbe]: linear probes (multinomial logistic
+//     regression by L-BFGS) with few or all labels;
+//   - [AUROC] with [EnergyModel]: out-of-distribution detection by −E(x) and
+//     −‖∇x E(x)‖, the energy rebuilt from an exported model;
+//   - [ConfusionPNG], [ScatterPNG] with [TSNE], [SamplesPNG]: the pictures;
+//   - [Run]: the whole suite of `cebm eval`, reported as [Report]
+//     (results.json, results.md) beside the paper's figures ([Paper]).
 package eval
 
 import (
