@@ -1,16 +1,15 @@
 package data
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
 	"image/png"
+	"io"
 	"math"
-	"os"
-	"path/filepath"
 
+	"github.com/cebm/cebm/internal/atomicfile"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
@@ -101,30 +100,5 @@ func SaveGrid(path string, images []float32, n, c, h, w int, labels []string, co
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, func(f *os.File) error { return png.Encode(f, img) })
-}
-
-// writeAtomic writes a file through a temporary file in the same folder,
-// renamed over path once written and synced.
-func writeAtomic(path string, write func(*os.File) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := errors.Join(f.Sync(), f.Chmod(0o644)); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, func(w io.Writer) error { return png.Encode(w, img) })
 }

@@ -7,8 +7,9 @@ import (
 	"image/color"
 	"math"
 
+	"github.com/cebm/cebm/internal/atomicfile"
+
 	"github.com/cebm/cebm/data"
-	"github.com/cebm/cebm/train"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/plotter"
@@ -170,7 +171,7 @@ func writePNG(path string, img *vgimg.Canvas) error {
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return err
 	}
-	return train.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteBytes(path, buf.Bytes())
 }
 
 // classColor is matplotlib's tab10 palette (then repeats, darker).

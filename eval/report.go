@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/cebm/cebm/train"
+	"github.com/cebm/cebm/internal/atomicfile"
 )
 
 // Paper holds the published figures of the CEBM paper (cebm-spec §5), in
@@ -199,10 +199,10 @@ func WriteReport(dir string, r *Report) error {
 	if err != nil {
 		return err
 	}
-	if err := train.WriteFileAtomic(filepath.Join(dir, "results.json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, "results.json"), append(b, '\n')); err != nil {
 		return err
 	}
-	return train.WriteFileAtomic(filepath.Join(dir, "results.md"), []byte(r.Markdown()))
+	return atomicfile.WriteBytes(filepath.Join(dir, "results.md"), []byte(r.Markdown()))
 }
 
 // ReadReport reads a results.json.
@@ -273,5 +273,5 @@ func UpdateReadme(path, table string) error {
 	default:
 		return fmt.Errorf("%s: unbalanced %s / %s markers", path, ResultsBegin, ResultsEnd)
 	}
-	return train.WriteFileAtomic(path, out)
+	return atomicfile.WriteBytes(path, out)
 }

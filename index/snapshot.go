@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,7 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/cebm/cebm/internal/atomicfile"
 )
 
 // Snapshot file layout, all little-endian:
@@ -37,70 +37,44 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Save writes the index to path atomically: to a temporary file in the same
 // directory, synced, then renamed over path, and the directory synced. The
 // snapshot holds the items present when Save starts.
-func (ix *Index) Save(path string) (err error) {
+func (ix *Index) Save(path string) error {
 	s := ix.cur.Load()
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	err := atomicfile.Write(path, func(f io.Writer) error {
+		crc := crc32.New(castagnoli)
+		w := io.MultiWriter(f, crc)
+		hdr := make([]byte, 0, headerFixed+len(ix.digest))
+		hdr = append(hdr, snapshotMagic...)
+		hdr = binary.LittleEndian.AppendUint32(hdr, snapshotVersion)
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(ix.dim))
+		hdr = binary.LittleEndian.AppendUint64(hdr, uint64(s.n))
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(ix.digest)))
+		hdr = append(hdr, ix.digest...)
+		if _, err := w.Write(hdr); err != nil {
+			return err
+		}
+		v := make([]float32, ix.dim)
+		b := make([]byte, 4*ix.dim)
+		for id := 0; id < s.n; id++ {
+			c, j := s.item(id)
+			c.get(ix.dim, j, v)
+			for p, x := range v {
+				binary.LittleEndian.PutUint32(b[4*p:], math.Float32bits(x))
+			}
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+		}
+		for id := 0; id < s.n; id++ {
+			c, j := s.item(id)
+			if _, err := w.Write(binary.LittleEndian.AppendUint32(b[:0], uint32(c.labels[j]))); err != nil {
+				return err
+			}
+		}
+		_, err := f.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("index: save: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	crc := crc32.New(castagnoli)
-	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
-	hdr := make([]byte, 0, headerFixed+len(ix.digest))
-	hdr = append(hdr, snapshotMagic...)
-	hdr = binary.LittleEndian.AppendUint32(hdr, snapshotVersion)
-	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(ix.dim))
-	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(s.n))
-	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(ix.digest)))
-	hdr = append(hdr, ix.digest...)
-	if _, err = w.Write(hdr); err != nil {
-		return fmt.Errorf("index: save: %w", err)
-	}
-	v := make([]float32, ix.dim)
-	b := make([]byte, 4*ix.dim)
-	for id := 0; id < s.n; id++ {
-		c, j := s.item(id)
-		c.get(ix.dim, j, v)
-		for p, x := range v {
-			binary.LittleEndian.PutUint32(b[4*p:], math.Float32bits(x))
-		}
-		if _, err = w.Write(b); err != nil {
-			return fmt.Errorf("index: save: %w", err)
-		}
-	}
-	for id := 0; id < s.n; id++ {
-		c, j := s.item(id)
-		if _, err = w.Write(binary.LittleEndian.AppendUint32(b[:0], uint32(c.labels[j]))); err != nil {
-			return fmt.Errorf("index: save: %w", err)
-		}
-	}
-	if err = w.Flush(); err != nil {
-		return fmt.Errorf("index: save: %w", err)
-	}
-	if _, err = f.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32())); err != nil {
-		return fmt.Errorf("index: save: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("index: save: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("index: save: %w", err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("index: save: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		derr = d.Sync()
-		d.Close()
-		if derr != nil {
-			return fmt.Errorf("index: save: sync %s: %w", dir, derr)
-		}
 	}
 	return nil
 }

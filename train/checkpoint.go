@@ -7,47 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/cebm/cebm/internal/atomicfile"
 )
 
 // checkpointMagic starts every checkpoint file; the version follows it.
 const checkpointMagic = "CEBMCKPT\x01"
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// folder, fsynced and renamed over path, so a reader sees the old file or
-// the new one, never a part.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
 
 // SaveCheckpoint writes the state as magic, gob payload, sha256(payload).
 func SaveCheckpoint(path string, st *State) error {
@@ -58,7 +23,7 @@ func SaveCheckpoint(path string, st *State) error {
 	}
 	sum := sha256.Sum256(buf.Bytes()[len(checkpointMagic):])
 	buf.Write(sum[:])
-	return WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteBytes(path, buf.Bytes())
 }
 
 // LoadCheckpoint reads a state and refuses a truncated or corrupt file.

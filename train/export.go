@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/cebm/cebm/internal/atomicfile"
+
 	"github.com/cebm/cebm/data"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -91,7 +93,7 @@ func ExportModel(path string, st *State, classes []string) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, b)
+	return atomicfile.WriteBytes(path, b)
 }
 
 // WritePictures draws the training curves and a grid of replay-buffer
@@ -150,5 +152,5 @@ func PlotCurves(path string, ms []Metrics) error {
 	if _, err := w.WriteTo(&buf); err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteBytes(path, buf.Bytes())
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cebm/cebm/internal/atomicfile"
+
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -193,7 +195,7 @@ func truncateMetrics(path string, step int) error {
 		keep.Write(sc.Bytes())
 		keep.WriteByte('\n')
 	}
-	return WriteFileAtomic(path, keep.Bytes())
+	return atomicfile.WriteBytes(path, keep.Bytes())
 }
 
 // ReadMetrics reads a run's metrics log.
