@@ -14,9 +14,12 @@ prev=0
 for m in $marks; do
   resume=""
   [ -f "$dir/checkpoint.ckpt" ] && resume=--resume
-  "$bin" train --quiet --out "$dir" --steps 0 --duration "$((m - prev))m" $resume "$@" >>"$dir.log" 2>&1
+  # THREADS_FILE, if set, may change the thread count between increments.
+  threads=()
+  [ -n "${THREADS_FILE:-}" ] && [ -f "$THREADS_FILE" ] && threads=(--threads "$(cat "$THREADS_FILE")")
+  "$bin" train --quiet --out "$dir" --steps 0 --duration "$((m - prev))m" $resume "$@" "${threads[@]}" >>"$dir.log" 2>&1
   prev=$m
-  json=$("$bin" eval --model "$dir/model.onnx" --data mnist --json --threads "${EVAL_THREADS:-1}" 2>>"$dir.log")
+  json=$("$bin" eval --model "$dir/model.onnx" --data mnist --json "${threads[@]}" 2>>"$dir.log")
   knn=$(printf '%s' "$json" | sed -n 's/.*"knn1_accuracy": \([0-9.]*\).*/\1/p')
   pix=$(printf '%s' "$json" | sed -n 's/.*"pixel_knn1_accuracy": \([0-9.]*\).*/\1/p')
   steps=$(printf '%s' "$json" | sed -n 's/.*"steps": \([0-9]*\).*/\1/p')
