@@ -17,11 +17,17 @@ for m in $marks; do
   # THREADS_FILE, if set, may change the thread count between increments.
   threads=()
   [ -n "${THREADS_FILE:-}" ] && [ -f "$THREADS_FILE" ] && threads=(--threads "$(cat "$THREADS_FILE")")
+  rm -f "$dir/model-last.onnx"
   "$bin" train --quiet --out "$dir" --steps 0 --duration "$((m - prev))m" $resume "$@" "${threads[@]}" >>"$dir.log" 2>&1
   prev=$m
-  json=$("$bin" eval --model "$dir/model.onnx" --data mnist --json "${threads[@]}" 2>>"$dir.log")
-  knn=$(printf '%s' "$json" | sed -n 's/.*"knn1_accuracy": \([0-9.]*\).*/\1/p')
-  pix=$(printf '%s' "$json" | sed -n 's/.*"pixel_knn1_accuracy": \([0-9.]*\).*/\1/p')
-  steps=$(printf '%s' "$json" | sed -n 's/.*"steps": \([0-9]*\).*/\1/p')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$m" "$steps" "$knn" "$pix" "$*" | tee -a runs/experiments.tsv
+  # With --ema the run also exports its last parameters: evaluate both.
+  for model in "$dir/model.onnx" "$dir/model-last.onnx"; do
+    [ -f "$model" ] || continue
+    json=$("$bin" eval --model "$model" --data mnist --json "${threads[@]}" 2>>"$dir.log")
+    knn=$(printf '%s' "$json" | sed -n 's/.*"knn1_accuracy": \([0-9.]*\).*/\1/p')
+    pix=$(printf '%s' "$json" | sed -n 's/.*"pixel_knn1_accuracy": \([0-9.]*\).*/\1/p')
+    steps=$(printf '%s' "$json" | sed -n 's/.*"steps": \([0-9]*\).*/\1/p')
+    label=$name; [ "$model" = "$dir/model-last.onnx" ] && label="$name(last)"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$m" "$steps" "$knn" "$pix" "$*" | tee -a runs/experiments.tsv
+  done
 done

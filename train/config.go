@@ -30,6 +30,8 @@ type Config struct {
 	ReinitProb float64 `json:"reinit_prob"` // chance a chain restarts
 	ReinitFrom string  `json:"reinit_from"` // where chains (re)start: "uniform" U(−1, 1), or "data" (a training image + data noise)
 
+	EMA float64 `json:"ema"` // decay of an exponential moving average of the parameters, exported instead of the last values; 0: off
+
 	Steps           int           `json:"steps"`    // parameter updates; 0 means until Duration
 	Duration        time.Duration `json:"duration"` // wall-clock budget; 0 means until Steps
 	CheckpointEvery int           `json:"checkpoint_every"`
@@ -73,6 +75,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BufferSize, "buffer", c.BufferSize, "replay buffer size")
 	fs.Float64Var(&c.ReinitProb, "reinit", c.ReinitProb, "probability a chain restarts")
 	fs.StringVar(&c.ReinitFrom, "reinit-from", c.ReinitFrom, "where chains start and restart: uniform (U(-1, 1) noise) or data (training images plus data noise)")
+	fs.Float64Var(&c.EMA, "ema", c.EMA, "export an exponential moving average of the parameters with this decay (e.g. 0.995; 0: the last parameters)")
 	fs.IntVar(&c.Steps, "steps", c.Steps, "parameter updates (0: run for --duration)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "wall-clock budget (0: run for --steps)")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint interval in steps")
@@ -96,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("reinit probability %v outside [0, 1]", c.ReinitProb)
 	case c.ReinitFrom != "uniform" && c.ReinitFrom != "data":
 		return fmt.Errorf("reinit-from %q: want uniform or data", c.ReinitFrom)
+	case c.EMA < 0 || c.EMA >= 1:
+		return fmt.Errorf("ema decay %v outside [0, 1)", c.EMA)
 	case c.Steps <= 0 && c.Duration <= 0:
 		return fmt.Errorf("give --steps or --duration")
 	case c.CheckpointEvery < 1:

@@ -68,7 +68,7 @@ func Metadata(st *State, m Model, classes []string) (map[string]string, error) {
 	meta[MetaOutputs] = "t1,t2,energy"
 	meta[MetaLatentDim] = strconv.Itoa(m.Arch.LatentDim)
 	var prior []PriorJSON
-	for _, c := range m.Prior(st.Params) {
+	for _, c := range m.Prior(st.ExportParams()) {
 		prior = append(prior, PriorJSON{c.Eta1, c.Eta2})
 	}
 	p, err := json.Marshal(prior)
@@ -89,7 +89,7 @@ func ExportModel(path string, st *State, classes []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := ExportGraph(m, st.Params, meta)
+	b, err := ExportGraph(m, st.ExportParams(), meta)
 	if err != nil {
 		return err
 	}

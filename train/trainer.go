@@ -22,6 +22,7 @@ type State struct {
 	Step    int           // parameter updates done
 	Elapsed time.Duration // training wall time so far
 	Params  [][]float32
+	EMA     [][]float32 // moving average of Params (Config.EMA > 0)
 	AdamM   [][]float32
 	AdamV   [][]float32
 	Buffer  []float32 // replay buffer, BufferSize images
@@ -194,6 +195,7 @@ func (t *Trainer) Step() (Metrics, error) {
 		}
 	}
 	t.adam(grads)
+	t.updateEMA()
 	t.State.Step++
 	dt := time.Since(start)
 	t.State.Elapsed += dt
@@ -256,6 +258,40 @@ func (t *Trainer) adam(grads [][]float32) {
 			p[j] -= flr * m[j] / (float32(math.Sqrt(float64(v[j]))) + eps)
 		}
 	}
+}
+
+// updateEMA moves the parameters' moving average towards the new values.
+// It starts (or restarts, on a resume that turns it on) at the current
+// parameters.
+func (t *Trainer) updateEMA() {
+	s := t.State
+	d := float32(s.Config.EMA)
+	if d == 0 {
+		s.EMA = nil
+		return
+	}
+	if len(s.EMA) != len(s.Params) {
+		s.EMA = make([][]float32, len(s.Params))
+		for i, p := range s.Params {
+			s.EMA[i] = append([]float32(nil), p...)
+		}
+		return
+	}
+	for i, p := range s.Params {
+		e := s.EMA[i]
+		for j, v := range p {
+			e[j] = d*e[j] + (1-d)*v
+		}
+	}
+}
+
+// ExportParams are the parameters a model is exported with: the moving
+// average when one is kept, else the last values.
+func (s *State) ExportParams() [][]float32 {
+	if len(s.EMA) == len(s.Params) && s.Config.EMA > 0 {
+		return s.EMA
+	}
+	return s.Params
 }
 
 // SyncRNG stores the random stream's position in the state (before a

@@ -287,3 +287,27 @@ func TestDivergenceGuard(t *testing.T) {
 		t.Fatalf("last good checkpoint not kept: %v (step %v)", err, kept)
 	}
 }
+
+// TestEMA: the moving average starts at the parameters, trails them with
+// the configured decay, and is what gets exported.
+func TestEMA(t *testing.T) {
+	cfg := smallConfig()
+	cfg.EMA, cfg.Steps = 0.5, 3
+	st, err := Run(context.Background(), cfg, mnistTrain(t, 100), RunOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.EMA) != len(st.Params) {
+		t.Fatal("no moving average kept")
+	}
+	if slices.Equal(st.EMA[0], st.Params[0]) {
+		t.Fatal("moving average equals the last parameters after 3 steps")
+	}
+	if &st.ExportParams()[0][0] != &st.EMA[0][0] {
+		t.Fatal("export does not use the moving average")
+	}
+	st.Config.EMA = 0
+	if &st.ExportParams()[0][0] != &st.Params[0][0] {
+		t.Fatal("export with EMA off does not use the last parameters")
+	}
+}

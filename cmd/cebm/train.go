@@ -62,6 +62,11 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 	}()
 	opt := train.RunOptions{Dir: *out, Resume: *resume, Snapshot: snap,
 		Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "ema" {
+			opt.EMA = &cfg.EMA
+		}
+	})
 	if !*quiet {
 		opt.Progress = stderr
 	}
@@ -77,7 +82,17 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 		if err := train.ExportModel(p, st, set.Classes); err != nil {
 			return fmt.Errorf("export %s: %w", p, err)
 		}
-		log.Info("exported", "path", p, "steps", st.Step)
+		log.Info("exported", "path", p, "steps", st.Step, "ema", st.Config.EMA)
+	}
+	if st.Config.EMA > 0 {
+		// The last parameters too, to compare with the moving average.
+		last := *st
+		last.Config.EMA = 0
+		p := filepath.Join(*out, "model-last.onnx")
+		if err := train.ExportModel(p, &last, set.Classes); err != nil {
+			return fmt.Errorf("export %s: %w", p, err)
+		}
+		log.Info("exported", "path", p, "steps", st.Step, "ema", 0)
 	}
 	return nil
 }
