@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cebm/cebm/encoder"
 )
 
 // BenchmarkEncodeHTTP reports, in one run: raw ONNX Runtime throughput at
@@ -19,7 +23,22 @@ import (
 func BenchmarkEncodeHTTP(b *testing.B) {
 	setup(b)
 	const clients, perClient = 32, 60
-	s, m := newTestServer(b, fixture.cebm, 60000, DefaultConfig())
+	// The serving defaults of cebm serve; BENCH_WORKERS and BENCH_WAIT
+	// override them for tuning.
+	cfg := DefaultConfig()
+	w, _ := strconv.Atoi(os.Getenv("BENCH_WORKERS"))
+	cfg.Batch.Workers, testThreads = encoder.ServingDefaults(w, 0)
+	defer func() { testThreads = 0 }()
+	if d, err := time.ParseDuration(os.Getenv("BENCH_WAIT")); err == nil {
+		cfg.Batch.MaxWait = d
+	}
+	s, _ := newTestServer(b, fixture.cebm, 60000, cfg)
+	// The reference: ONNX Runtime on all cores at batch 128.
+	m, err := encoder.Load(fixture.cebm, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
 
 	x := fixture.test.Images[:128*784]
 	pngs := make([][]byte, 256)

@@ -36,7 +36,7 @@ func DefaultConfig() Config {
 		RequestTimeout: 30 * time.Second,
 		StoreSize:      100000,
 		MaxK:           100,
-		Batch:          encoder.BatchOptions{MaxBatch: 64, MaxWait: 2 * time.Millisecond, Queue: 1024},
+		Batch:          encoder.BatchOptions{MaxBatch: 64, MaxWait: time.Millisecond, Queue: 1024},
 	}
 }
 

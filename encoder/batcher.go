@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -20,9 +21,29 @@ type BatchOptions struct {
 	MaxBatch int           // images per run (default 64)
 	MaxWait  time.Duration // longest a request waits for others to join its batch (default 2 ms)
 	Queue    int           // requests that may wait; more get ErrQueueFull (default 1024)
+	// Workers is how many batches may run at once (default 1). With W
+	// workers, load the model with cores/W intra-op threads: concurrent
+	// single-threaded runs of small batches use the cores better than one
+	// multi-threaded run.
+	Workers int
 	// OnBatch, if set, is called after each run with its number of images
 	// and its duration.
 	OnBatch func(images int, d time.Duration)
+}
+
+// ServingDefaults resolves a worker count and a per-run thread count for
+// serving: 0 workers means cores + 1 (measured best on 2 cores: one run
+// per core plus one forming while the others compute), 0 threads means
+// cores / workers, at least 1.
+func ServingDefaults(workers, threads int) (int, int) {
+	cores := runtime.GOMAXPROCS(0)
+	if workers < 1 {
+		workers = cores + 1
+	}
+	if threads < 1 {
+		threads = max(1, cores/workers)
+	}
+	return workers, threads
 }
 
 // Batcher coalesces concurrent requests into single model runs: dynamic
@@ -62,8 +83,22 @@ func NewBatcher(m *Model, opt BatchOptions) *Batcher {
 	if opt.Queue < 1 {
 		opt.Queue = 1024
 	}
+	if opt.Workers < 1 {
+		opt.Workers = 1
+	}
 	b := &Batcher{m: m, opt: opt, queue: make(chan *job, opt.Queue), done: make(chan struct{})}
-	go b.loop()
+	var wg sync.WaitGroup
+	for range opt.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.loop()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(b.done)
+	}()
 	return b
 }
 
@@ -132,8 +167,9 @@ func (b *Batcher) Encode(ctx context.Context, inputs []Input) ([]Result, error) 
 	return res, nil
 }
 
+// loop is one worker: it collects a batch from the shared queue, runs it,
+// and starts over until the queue is closed.
 func (b *Batcher) loop() {
-	defer close(b.done)
 	var carry *job // a job that did not fit in the previous batch
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/cebm/cebm/internal/expfam"
 	"github.com/cebm/cebm/internal/ort"
@@ -41,6 +42,7 @@ type Model struct {
 	Meta
 	sess    *onnx.DynamicAdvancedSession
 	outputs []string
+	threads int // intra-op threads of the session
 }
 
 // Output of one run on a batch of n images.
@@ -72,6 +74,9 @@ func Load(path string, threads int) (*Model, error) {
 	if meta.Kind == "igebm" {
 		outs = []string{"feature", "energy"}
 	}
+	if threads <= 0 {
+		threads = ort.Threads()
+	}
 	so, err := ort.NewSessionOptions(threads)
 	if err != nil {
 		return nil, err
@@ -81,7 +86,7 @@ func Load(path string, threads int) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Model{Meta: meta, sess: s, outputs: outs}, nil
+	return &Model{Meta: meta, sess: s, outputs: outs, threads: threads}, nil
 }
 
 // Close releases the session.
@@ -239,18 +244,43 @@ func (m *Model) Latent(o Output, i int, dst []float32) {
 }
 
 // Latents encodes a whole set in batches and returns its latents [n, D].
+// When the session uses fewer threads than there are cores, batches run
+// concurrently so that every core works.
 func (m *Model) Latents(x []float32, n, batch int) ([]float32, error) {
 	per, d := m.InputSize(), m.LatentDim
 	out := make([]float32, n*d)
+	starts := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range max(1, ort.Threads()/m.threads) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range starts {
+				e := min(n, s+batch)
+				o, err := m.Run(x[s*per:e*per], e-s)
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					continue
+				}
+				for i := 0; i < e-s; i++ {
+					m.Latent(o, i, out[(s+i)*d:(s+i+1)*d])
+				}
+			}
+		}()
+	}
 	for s := 0; s < n; s += batch {
-		e := min(n, s+batch)
-		o, err := m.Run(x[s*per:e*per], e-s)
-		if err != nil {
-			return nil, err
-		}
-		for i := 0; i < e-s; i++ {
-			m.Latent(o, i, out[(s+i)*d:(s+i+1)*d])
-		}
+		starts <- s
+	}
+	close(starts)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
 	}
 	for _, v := range out {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {

@@ -42,7 +42,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ReferenceSplit, "reference-split", "train", "split of the reference data set")
 	fs.IntVar(&c.ReferenceLimit, "reference-limit", 0, "use only the first N reference images (0: all)")
 	fs.StringVar(&c.CacheDir, "cache-dir", ".cache", "folder for index snapshots (empty: no cache)")
-	fs.IntVar(&c.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: all cores)")
+	fs.IntVar(&c.Threads, "threads", 0, "ONNX Runtime intra-op threads per run (0: cores / workers, at least 1)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.API.APIKey, "api-key", "", "bearer API key required on all but /healthz, /readyz and /metrics (empty: none)")
@@ -55,6 +55,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.API.Batch.MaxBatch, "max-batch", d.Batch.MaxBatch, "most images per ONNX Runtime run")
 	fs.DurationVar(&c.API.Batch.MaxWait, "max-wait", d.Batch.MaxWait, "longest a request waits for others to batch with")
 	fs.IntVar(&c.API.Batch.Queue, "queue", d.Batch.Queue, "requests that may wait for the encoder; more get 429")
+	fs.IntVar(&c.API.Batch.Workers, "workers", d.Batch.Workers, "batches that may run at once (0: cores + 1)")
 }
 
 // envName is the environment variable of a flag.
@@ -89,6 +90,7 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 			}
 		}
 	})
+	c.API.Batch.Workers, c.Threads = encoder.ServingDefaults(c.API.Batch.Workers, c.Threads)
 	return c, err
 }
 
@@ -103,7 +105,7 @@ func (c *serveConfig) logAttrs() []any {
 		"api_key", key, "max_body_bytes", c.API.MaxBodyBytes, "max_images", c.API.MaxParts,
 		"max_pixels", c.API.MaxPixels, "request_timeout", c.API.RequestTimeout, "store_size", c.API.StoreSize,
 		"max_k", c.API.MaxK, "max_batch", c.API.Batch.MaxBatch, "max_wait", c.API.Batch.MaxWait,
-		"queue", c.API.Batch.Queue, "shutdown_timeout", c.ShutdownTimeout}
+		"queue", c.API.Batch.Queue, "workers", c.API.Batch.Workers, "shutdown_timeout", c.ShutdownTimeout}
 }
 
 // runServe is `cebm serve`: it listens at once (/healthz answers while the
