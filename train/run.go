@@ -33,7 +33,10 @@ type RunOptions struct {
 	Resume   bool            // continue from Dir's checkpoint
 	Progress io.Writer       // progress bar (nil: none)
 	Snapshot <-chan struct{} // a receive writes the pictures now (e.g. on SIGUSR1)
-	EMA      *float64        // on resume: a new moving-average decay (nil: keep the checkpoint's)
+	// OnResume may change the resumed run's settings: the learning rate (a
+	// schedule step) and the moving-average decay are safe to change; the
+	// rest of the recipe should stay as the checkpoint has it.
+	OnResume func(*Config)
 	Log      func(format string, args ...any)
 }
 
@@ -62,10 +65,8 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 		}
 		// The run's length and threads may change on resume; the recipe may not.
 		st.Config.Steps, st.Config.Duration, st.Config.Threads = cfg.Steps, cfg.Duration, cfg.Threads
-		// A moving average can be turned on or changed on resume: it only
-		// shapes what is exported.
-		if opt.EMA != nil {
-			st.Config.EMA = *opt.EMA
+		if opt.OnResume != nil {
+			opt.OnResume(&st.Config)
 		}
 		if err := truncateMetrics(filepath.Join(opt.Dir, MetricsFile), st.Step); err != nil {
 			return nil, err

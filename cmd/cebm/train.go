@@ -62,11 +62,25 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 	}()
 	opt := train.RunOptions{Dir: *out, Resume: *resume, Snapshot: snap,
 		Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
+	// On --resume the checkpoint's recipe stands, except for these flags
+	// when given: a learning-rate step and the moving average.
+	var changed []string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "ema" {
-			opt.EMA = &cfg.EMA
+		if f.Name == "lr" || f.Name == "ema" {
+			changed = append(changed, f.Name)
 		}
 	})
+	opt.OnResume = func(c *train.Config) {
+		for _, name := range changed {
+			switch name {
+			case "lr":
+				log.Info("resume: new learning rate", "from", c.LR, "to", cfg.LR)
+				c.LR = cfg.LR
+			case "ema":
+				c.EMA = cfg.EMA
+			}
+		}
+	}
 	if !*quiet {
 		opt.Progress = stderr
 	}
