@@ -185,32 +185,36 @@ func (b *Batcher) loop() {
 		batch, n := []*job{first}, first.n
 		wait := time.Until(first.enq.Add(b.opt.MaxWait))
 		timer.Reset(max(wait, 0))
+		// add takes j into the batch and reports whether to go on
+		// collecting; a job that does not fit waits for the next batch.
+		add := func(j *job, ok bool) bool {
+			if !ok {
+				return false
+			}
+			if n+j.n > b.opt.MaxBatch {
+				carry = j
+				return false
+			}
+			batch, n = append(batch, j), n+j.n
+			return true
+		}
 	collect:
 		for n < b.opt.MaxBatch {
-			// Take what is already queued without waiting.
+			// Take what is already queued without waiting, so that a
+			// fired timer never wins over waiting requests.
 			select {
 			case j, ok := <-b.queue:
-				if !ok {
+				if !add(j, ok) {
 					break collect
 				}
-				if n+j.n > b.opt.MaxBatch {
-					carry = j
-					break collect
-				}
-				batch, n = append(batch, j), n+j.n
 				continue
 			default:
 			}
 			select {
 			case j, ok := <-b.queue:
-				if !ok {
+				if !add(j, ok) {
 					break collect
 				}
-				if n+j.n > b.opt.MaxBatch {
-					carry = j
-					break collect
-				}
-				batch, n = append(batch, j), n+j.n
 			case <-timer.C:
 				break collect
 			}
