@@ -15,11 +15,7 @@ import (
 // each image (or of a stored posterior's mean, or of a given mean) and
 // their majority label.
 func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.model()
-	if err != nil {
-		return err
-	}
-	ix, err := s.reference()
+	b, ix, err := s.modelAndIndex()
 	if err != nil {
 		return err
 	}
@@ -138,11 +134,7 @@ func classification(f index.Result, classes []string, id string, inverted bool) 
 // posterior means to the reference index. Labels are class indices or
 // class names, one per image.
 func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.model()
-	if err != nil {
-		return err
-	}
-	ix, err := s.reference()
+	b, ix, err := s.modelAndIndex()
 	if err != nil {
 		return err
 	}

@@ -131,3 +131,16 @@ func (s *Server) reference() (*index.Index, error) {
 	}
 	return ix, nil
 }
+
+// modelAndIndex returns both, or the 503 problem of whichever is missing.
+func (s *Server) modelAndIndex() (*encoder.Batcher, *index.Index, error) {
+	b, err := s.model()
+	if err != nil {
+		return nil, nil, err
+	}
+	ix, err := s.reference()
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, ix, nil
+}
