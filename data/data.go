@@ -208,3 +208,35 @@ func newSet(pixels []uint8, labels []int, classes []string, n, c, h, w int) *Set
 
 // digitClasses names the ten digit classes "0".."9".
 var digitClasses = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+
+// Slice returns images [from, to) of s as a new Set sharing s's memory.
+// The split name records where it came from (e.g. "train[50000:60000]").
+func (s *Set) Slice(from, to int) (*Set, error) {
+	if from < 0 || to > s.N || from >= to {
+		return nil, fmt.Errorf("data: slice [%d:%d] of %d images", from, to, s.N)
+	}
+	n := s.Size()
+	out := *s
+	out.Split = fmt.Sprintf("%s[%d:%d]", s.Split, from, to)
+	out.N = to - from
+	out.Images = s.Images[from*n : to*n : to*n]
+	out.Pixels = s.Pixels[from*n : to*n : to*n]
+	out.Labels = s.Labels[from:to:to]
+	return &out, nil
+}
+
+// ValidationSplit carves a validation split from a training set: the last
+// n images are held out, the first N−n remain for training (and as the
+// reference set of 1-NN). Recipes are selected on it, never on the test set.
+func ValidationSplit(train *Set, n int) (fit, val *Set, err error) {
+	if n < 1 || n >= train.N {
+		return nil, nil, fmt.Errorf("data: validation split of %d from %d training images", n, train.N)
+	}
+	if fit, err = train.Slice(0, train.N-n); err != nil {
+		return nil, nil, err
+	}
+	if val, err = train.Slice(train.N-n, train.N); err != nil {
+		return nil, nil, err
+	}
+	return fit, val, nil
+}

@@ -70,6 +70,7 @@ type Report struct {
 	Digest        string  `json:"sha256"`
 	TrainImages   int     `json:"train_images"`
 	TestImages    int     `json:"test_images"`
+	QuerySplit    string  `json:"query_split"` // the split 1-NN queries: "test", or e.g. "train[50000:60000]" for validation
 
 	// ProbeAccuracy is keyed by labels per class ("1", "10", "100") and
 	// "full"; the few-label entries are means over seeded subsets, with
@@ -133,7 +134,7 @@ const (
 func Run(opt Options) (*Report, error) {
 	start := time.Now()
 	logf := func(format string, a ...any) { fmt.Fprintf(opt.Log, format+"\n", a...) }
-	r := &Report{Data: opt.Train.Name, Classes: opt.Train.Classes, TrainImages: opt.Train.N, TestImages: opt.Test.N,
+	r := &Report{Data: opt.Train.Name, Classes: opt.Train.Classes, TrainImages: opt.Train.N, TestImages: opt.Test.N, QuerySplit: opt.Test.Split,
 		Timings: map[string]float64{}}
 	r.Settings = Settings{ProbeL2: opt.ProbeOpt.L2, ProbeMaxIter: opt.ProbeOpt.MaxIter, PixelMaxIter: opt.PixelProbeIters, ProbeSeeds: opt.ProbeSeeds, Seed: opt.Seed}
 	lap := time.Now()

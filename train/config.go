@@ -3,6 +3,7 @@ package train
 import (
 	"flag"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -28,7 +29,12 @@ type Config struct {
 	SGLDNoise  float64 `json:"sgld_noise"`  // σ
 	BufferSize int     `json:"buffer_size"` // replay buffer
 	ReinitProb float64 `json:"reinit_prob"` // chance a chain restarts
-	ReinitFrom string  `json:"reinit_from"` // where chains (re)start: "uniform" U(−1, 1), or "data" (a training image + data noise)
+	ReinitFrom string  `json:"reinit_from"` // where chains (re)start: "uniform" U(−1, 1), "data" (a training image + data noise) or "mixture" (a PixelMixture fitted to the training images)
+	YoungSteps int     `json:"young_steps"` // extra Langevin steps for chains that (re)start this update
+
+	Warmup     int     `json:"warmup"`      // learning rate rises linearly from 0 over this many updates
+	DecaySteps int     `json:"decay_steps"` // cosine decay of the learning rate from LR to LRFinal, ending at this update; 0: constant
+	LRFinal    float64 `json:"lr_final"`    // learning rate after DecaySteps
 
 	EMA float64 `json:"ema"` // decay of an exponential moving average of the parameters, exported instead of the last values; 0: off
 
@@ -74,7 +80,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.SGLDNoise, "sgld-noise", c.SGLDNoise, "Langevin noise std σ")
 	fs.IntVar(&c.BufferSize, "buffer", c.BufferSize, "replay buffer size")
 	fs.Float64Var(&c.ReinitProb, "reinit", c.ReinitProb, "probability a chain restarts")
-	fs.StringVar(&c.ReinitFrom, "reinit-from", c.ReinitFrom, "where chains start and restart: uniform (U(-1, 1) noise) or data (training images plus data noise)")
+	fs.StringVar(&c.ReinitFrom, "reinit-from", c.ReinitFrom, "where chains start and restart: uniform (U(-1, 1) noise), data (training images plus data noise) or mixture (a low-rank Gaussian mixture fitted to the training images, no labels)")
+	fs.IntVar(&c.YoungSteps, "young-steps", c.YoungSteps, "extra Langevin steps for chains that start or restart in an update")
+	fs.IntVar(&c.Warmup, "warmup", c.Warmup, "linear learning-rate warm-up over this many updates")
+	fs.IntVar(&c.DecaySteps, "decay-steps", c.DecaySteps, "cosine learning-rate decay from --lr to --lr-final, ending at this update (0: constant)")
+	fs.Float64Var(&c.LRFinal, "lr-final", c.LRFinal, "learning rate at and after --decay-steps")
 	fs.Float64Var(&c.EMA, "ema", c.EMA, "export an exponential moving average of the parameters with this decay (e.g. 0.995; 0: the last parameters)")
 	fs.IntVar(&c.Steps, "steps", c.Steps, "parameter updates (0: run for --duration)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "wall-clock budget (0: run for --steps)")
@@ -82,6 +92,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop when |loss| exceeds this (divergence guard)")
 	fs.IntVar(&c.Threads, "threads", c.Threads, "ONNX Runtime threads (0: all cores)")
 	fs.IntVar(&c.TrainLimit, "train-limit", c.TrainLimit, "use only the first N training images (0: all)")
+}
+
+// LRAt is the learning rate of update step (1-based): a linear warm-up,
+// then a cosine decay from LR to LRFinal ending at DecaySteps.
+func (c Config) LRAt(step int) float64 {
+	if c.Warmup > 0 && step <= c.Warmup {
+		return c.LR * float64(step) / float64(c.Warmup)
+	}
+	if c.DecaySteps <= 0 {
+		return c.LR
+	}
+	if step >= c.DecaySteps {
+		return c.LRFinal
+	}
+	f := float64(step-c.Warmup) / float64(c.DecaySteps-c.Warmup)
+	return c.LRFinal + (c.LR-c.LRFinal)*0.5*(1+math.Cos(math.Pi*f))
 }
 
 // Validate rejects settings that cannot run.
@@ -97,8 +123,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("replay buffer %d smaller than the batch %d", c.BufferSize, c.BatchSize)
 	case c.ReinitProb < 0 || c.ReinitProb > 1:
 		return fmt.Errorf("reinit probability %v outside [0, 1]", c.ReinitProb)
-	case c.ReinitFrom != "uniform" && c.ReinitFrom != "data":
-		return fmt.Errorf("reinit-from %q: want uniform or data", c.ReinitFrom)
+	case c.ReinitFrom != "uniform" && c.ReinitFrom != "data" && c.ReinitFrom != "mixture":
+		return fmt.Errorf("reinit-from %q: want uniform, data or mixture", c.ReinitFrom)
+	case c.YoungSteps < 0:
+		return fmt.Errorf("young steps %d < 0", c.YoungSteps)
+	case c.Warmup < 0 || c.DecaySteps < 0:
+		return fmt.Errorf("warm-up %d and decay steps %d must be ≥ 0", c.Warmup, c.DecaySteps)
+	case c.DecaySteps > 0 && (c.LRFinal < 0 || c.LRFinal > c.LR):
+		return fmt.Errorf("final learning rate %v outside [0, %v]", c.LRFinal, c.LR)
+	case c.DecaySteps > 0 && c.DecaySteps <= c.Warmup:
+		return fmt.Errorf("decay steps %d must exceed the warm-up %d", c.DecaySteps, c.Warmup)
 	case c.EMA < 0 || c.EMA >= 1:
 		return fmt.Errorf("ema decay %v outside [0, 1)", c.EMA)
 	case c.Steps <= 0 && c.Duration <= 0:

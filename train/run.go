@@ -68,6 +68,9 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 		if opt.OnResume != nil {
 			opt.OnResume(&st.Config)
 		}
+		if err := st.Config.Validate(); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
 		if err := truncateMetrics(filepath.Join(opt.Dir, MetricsFile), st.Step); err != nil {
 			return nil, err
 		}
@@ -91,6 +94,9 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 		return nil, err
 	}
 	defer t.Close()
+	if !opt.Resume && cfg.ReinitFrom != "uniform" {
+		t.FillBuffer()
+	}
 
 	mf, err := os.OpenFile(filepath.Join(opt.Dir, MetricsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

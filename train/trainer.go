@@ -35,6 +35,7 @@ type Metrics struct {
 	Loss     float64 `json:"loss"`
 	EPos     float64 `json:"e_pos"` // mean E(x+)
 	ENeg     float64 `json:"e_neg"` // mean E(x−)
+	LR       float64 `json:"lr"`
 	StepsPer float64 `json:"steps_per_s"`
 	Elapsed  float64 `json:"elapsed_s"`
 }
@@ -50,11 +51,14 @@ type Trainer struct {
 	data   Images
 	pcg    *rand.PCG
 	rng    *rand.Rand
-	per    int // values per image
+	per    int           // values per image
+	mix    *PixelMixture // chain starts for ReinitFrom "mixture"
 
 	// scratch, reused every step
 	xPos, xNeg, xBoth []float32
 	slots             []int
+	young             []int     // chains of this update that (re)started
+	xYoung            []float32 // their images, for the extra steps
 	wa, wb            []float32
 }
 
@@ -109,12 +113,21 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 	if err := pcg.UnmarshalBinary(st.RNG); err != nil {
 		return nil, fmt.Errorf("random state: %w", err)
 	}
+	var mix *PixelMixture
+	if cfg.ReinitFrom == "mixture" {
+		// Its own random stream from the seed: the same fit on every resume,
+		// and the run's stream is left as it was.
+		fitRNG := rand.New(rand.NewPCG(cfg.Seed, 0x6d69787475726521))
+		if mix, err = FitPixelMixture(data.X, data.N, per, MixtureComponents, MixtureRank, fitRNG); err != nil {
+			return nil, err
+		}
+	}
 	e, err := NewEngine(m, cfg.Threads)
 	if err != nil {
 		return nil, err
 	}
 	b := cfg.BatchSize
-	t := &Trainer{
+	t := &Trainer{mix: mix,
 		State: st, Model: m, engine: e, data: data, pcg: pcg, rng: rand.New(pcg), per: per,
 		xBoth: make([]float32, 2*b*per), slots: make([]int, b),
 		wa: make([]float32, 2*b), wb: make([]float32, 2*b),
@@ -151,15 +164,20 @@ func (t *Trainer) Step() (Metrics, error) {
 	}
 
 	// x− from the replay buffer (or fresh noise), then L Langevin steps.
+	t.young = t.young[:0]
 	for i := 0; i < b; i++ {
 		slot := t.rng.IntN(cfg.BufferSize)
 		t.slots[i] = slot
 		dst := t.xNeg[i*per:][:per]
 		if t.rng.Float64() < cfg.ReinitProb {
 			t.freshChain(dst)
+			t.young = append(t.young, i)
 		} else {
 			copy(dst, t.State.Buffer[slot*per:][:per])
 		}
+	}
+	if err := t.youngLangevin(); err != nil {
+		return Metrics{}, err
 	}
 	if err := t.Langevin(t.xNeg, cfg.SGLDSteps); err != nil {
 		return Metrics{}, err
@@ -200,7 +218,7 @@ func (t *Trainer) Step() (Metrics, error) {
 	dt := time.Since(start)
 	t.State.Elapsed += dt
 	return Metrics{
-		Step: t.State.Step, Loss: loss, EPos: ePos, ENeg: eNeg,
+		Step: t.State.Step, Loss: loss, EPos: ePos, ENeg: eNeg, LR: cfg.LRAt(t.State.Step),
 		StepsPer: 1 / dt.Seconds(), Elapsed: t.State.Elapsed.Seconds(),
 	}, nil
 }
@@ -214,16 +232,49 @@ func (t *Trainer) noisyData(dst []float32) {
 	}
 }
 
-// freshChain starts a Langevin chain: U(−1, 1) noise (the paper), or a
-// noisy training image (short-run contrastive divergence from the data).
+// freshChain starts a Langevin chain: U(−1, 1) noise (the paper), a
+// noisy training image (short-run contrastive divergence from the data), or
+// a draw from the pixel-space mixture.
 func (t *Trainer) freshChain(dst []float32) {
-	if t.State.Config.ReinitFrom == "data" {
+	switch t.State.Config.ReinitFrom {
+	case "data":
 		t.noisyData(dst)
-		return
+	case "mixture":
+		t.mix.Sample(dst, t.rng)
+	default:
+		for j := range dst {
+			dst[j] = float32(2*t.rng.Float64() - 1)
+		}
 	}
-	for j := range dst {
-		dst[j] = float32(2*t.rng.Float64() - 1)
+}
+
+// FillBuffer starts every chain of the replay buffer afresh (a new run
+// whose chains start elsewhere than U(−1, 1), where NewState left them).
+func (t *Trainer) FillBuffer() {
+	per := t.per
+	for i := 0; i < t.State.Config.BufferSize; i++ {
+		t.freshChain(t.State.Buffer[i*per:][:per])
 	}
+}
+
+// youngLangevin gives the chains that (re)started in this update
+// YoungSteps extra Langevin steps, as one smaller batch.
+func (t *Trainer) youngLangevin() error {
+	steps, per := t.State.Config.YoungSteps, t.per
+	if steps == 0 || len(t.young) == 0 {
+		return nil
+	}
+	t.xYoung = t.xYoung[:0]
+	for _, i := range t.young {
+		t.xYoung = append(t.xYoung, t.xNeg[i*per:][:per]...)
+	}
+	if err := t.Langevin(t.xYoung, steps); err != nil {
+		return err
+	}
+	for k, i := range t.young {
+		copy(t.xNeg[i*per:][:per], t.xYoung[k*per:][:per])
+	}
+	return nil
 }
 
 // Langevin runs L steps of x ← x − (α/2)·∇x E(x) + σ·ε in place.
@@ -248,7 +299,7 @@ func (t *Trainer) adam(grads [][]float32) {
 	s := t.State
 	step := float64(s.Step + 1)
 	b1, b2 := cfg.Beta1, cfg.Beta2
-	lr := cfg.LR * math.Sqrt(1-math.Pow(b2, step)) / (1 - math.Pow(b1, step))
+	lr := cfg.LRAt(s.Step+1) * math.Sqrt(1-math.Pow(b2, step)) / (1 - math.Pow(b1, step))
 	fb1, fb2, flr, eps := float32(b1), float32(b2), float32(lr), float32(cfg.AdamEps)
 	for i, g := range grads {
 		p, m, v := s.Params[i], s.AdamM[i], s.AdamV[i]

@@ -93,6 +93,8 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	seed := fs.Uint64("seed", def.Seed, "random seed (probe subsets, OOD images, t-SNE, SGLD)")
 	trainLimit := fs.Int("train-limit", 0, "use only the first N training images (0: all)")
 	testLimit := fs.Int("test-limit", 0, "use only the first N test images (0: all)")
+	split := fs.String("split", "test", "what 1-NN queries: test (the test split against the training split) or val (the last --val-n training images against the ones before them; for choosing recipes)")
+	valN := fs.Int("val-n", 10000, "images held out of the training split by --split val")
 	readme := fs.String("update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments, then stop")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -146,8 +148,17 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	if opt.Train, err = data.LoadEnv(*name, "train", env); err != nil {
 		return err
 	}
-	if opt.Test, err = data.LoadEnv(*name, "test", env); err != nil {
-		return err
+	switch *split {
+	case "test":
+		if opt.Test, err = data.LoadEnv(*name, "test", env); err != nil {
+			return err
+		}
+	case "val":
+		if opt.Train, opt.Test, err = data.ValidationSplit(opt.Train, *valN); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("eval: --split %q: want test or val", *split)
 	}
 	limit(opt.Train, *trainLimit)
 	limit(opt.Test, *testLimit)

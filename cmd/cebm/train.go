@@ -63,10 +63,11 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 	opt := train.RunOptions{Dir: *out, Resume: *resume, Snapshot: snap,
 		Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
 	// On --resume the checkpoint's recipe stands, except for these flags
-	// when given: a learning-rate step and the moving average.
+	// when given: the learning rate and its schedule, and the moving average.
 	var changed []string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "lr" || f.Name == "ema" {
+		switch f.Name {
+		case "lr", "ema", "lr-final", "decay-steps", "warmup":
 			changed = append(changed, f.Name)
 		}
 	})
@@ -78,6 +79,12 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 				c.LR = cfg.LR
 			case "ema":
 				c.EMA = cfg.EMA
+			case "lr-final":
+				c.LRFinal = cfg.LRFinal
+			case "decay-steps":
+				c.DecaySteps = cfg.DecaySteps
+			case "warmup":
+				c.Warmup = cfg.Warmup
 			}
 		}
 	}
