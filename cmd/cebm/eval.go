@@ -95,6 +95,8 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	testLimit := fs.Int("test-limit", 0, "use only the first N test images (0: all)")
 	split := fs.String("split", "test", "what 1-NN queries: test (the test split against the training split) or val (the last --val-n training images against the ones before them; for choosing recipes)")
 	valN := fs.Int("val-n", 10000, "images held out of the training split by --split val")
+	labBook := fs.String("plot-lab-book", "", "draw 1-NN against training minutes from this lab-book TSV (scripts/experiment.sh) into --plot-out, then stop")
+	plotOut := fs.String("plot-out", "docs/experiments-knn1.png", "picture written by --plot-lab-book")
 	readme := fs.String("update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments, then stop")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -104,6 +106,9 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	}
 	if *readme != "" {
 		return updateReadme(*readme, fs.Args())
+	}
+	if *labBook != "" {
+		return plotLabBook(*labBook, *plotOut, *split, *name)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("eval: unexpected arguments %q", fs.Args())
@@ -275,4 +280,20 @@ func updateReadme(readme string, dirs []string) error {
 		reports = append(reports, r)
 	}
 	return eval.UpdateReadme(readme, eval.ResultsTable(reports, dirs))
+}
+
+// plotLabBook draws the lab book's picture: 1-NN on one split against
+// training minutes, a line per run, pixels as a horizontal line.
+func plotLabBook(tsv, out, split, name string) error {
+	f, err := os.Open(tsv)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pts, err := eval.ReadLabBook(f)
+	if err != nil {
+		return err
+	}
+	title := cmp.Or(name, "mnist") + ": 1-NN of posterior means, " + split + " split"
+	return eval.LabCurvesPNG(out, pts, split, title)
 }

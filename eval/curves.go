@@ -1,0 +1,132 @@
+package eval
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// LabPoint is one evaluation of a training run, a line of the lab book's
+// TSV (scripts/experiment.sh writes them):
+//
+//	name  train_minutes  steps  knn1  pixel_knn1  split  flags
+type LabPoint struct {
+	Run        string
+	Minutes    float64
+	Steps      int
+	KNN1       float64
+	PixelKNN1  float64
+	Split      string
+	Flags      string
+	LineNumber int
+}
+
+// ReadLabBook parses the lab book's TSV. Blank lines and lines starting
+// with # are skipped; anything else malformed is an error naming its line.
+func ReadLabBook(r io.Reader) ([]LabPoint, error) {
+	var out []LabPoint
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) < 6 {
+			return nil, fmt.Errorf("lab book line %d: %d fields, want 7 (name, minutes, steps, knn1, pixel_knn1, split, flags)", n, len(f))
+		}
+		p := LabPoint{Run: f[0], Split: f[5], LineNumber: n}
+		if len(f) > 6 {
+			p.Flags = f[6]
+		}
+		var err error
+		if p.Minutes, err = strconv.ParseFloat(f[1], 64); err == nil {
+			if p.Steps, err = strconv.Atoi(f[2]); err == nil {
+				if p.KNN1, err = strconv.ParseFloat(f[3], 64); err == nil {
+					p.PixelKNN1, err = strconv.ParseFloat(f[4], 64)
+				}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lab book line %d: %w", n, err)
+		}
+		out = append(out, p)
+	}
+	return out, sc.Err()
+}
+
+// LabCurvesPNG draws 1-NN accuracy against training minutes, one line per
+// run, for the points of one split, with the pixel baseline as a
+// horizontal line — the lab book's first picture.
+func LabCurvesPNG(path string, points []LabPoint, split, title string) error {
+	runs := map[string]plotter.XYs{}
+	var order []string
+	var pixel float64
+	for _, p := range points {
+		if p.Split != split {
+			continue
+		}
+		if _, ok := runs[p.Run]; !ok {
+			order = append(order, p.Run)
+		}
+		runs[p.Run] = append(runs[p.Run], plotter.XY{X: p.Minutes, Y: p.KNN1})
+		pixel = p.PixelKNN1
+	}
+	if len(order) == 0 {
+		return fmt.Errorf("lab book: no %s evaluations to plot", split)
+	}
+	pl := plot.New()
+	pl.Title.Text = title
+	pl.X.Label.Text = "training minutes"
+	pl.Y.Label.Text = "1-NN accuracy (" + split + ")"
+	pl.Add(plotter.NewGrid())
+	var maxX float64
+	for i, name := range order {
+		xy := runs[name]
+		slices.SortFunc(xy, func(a, b plotter.XY) int {
+			switch {
+			case a.X < b.X:
+				return -1
+			case a.X > b.X:
+				return 1
+			}
+			return 0
+		})
+		maxX = max(maxX, xy[len(xy)-1].X)
+		l, pts, err := plotter.NewLinePoints(xy)
+		if err != nil {
+			return err
+		}
+		l.Color, pts.Color = classColor(i), classColor(i)
+		pts.Shape = draw.CircleGlyph{}
+		pts.Radius = vg.Points(2)
+		if strings.HasSuffix(name, "(last)") {
+			l.Dashes = []vg.Length{vg.Points(3), vg.Points(2)}
+		}
+		pl.Add(l, pts)
+		pl.Legend.Add(name, l, pts)
+	}
+	base, err := plotter.NewLine(plotter.XYs{{X: 0, Y: pixel}, {X: maxX, Y: pixel}})
+	if err != nil {
+		return err
+	}
+	base.Width = vg.Points(2)
+	base.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+	pl.Add(base)
+	pl.Legend.Add(fmt.Sprintf("pixels %.4f", pixel), base)
+	pl.Legend.Top = false
+	pl.Legend.Left = false
+	pl.Legend.TextStyle.Font.Size = vg.Points(8)
+	img := vgimg.NewWith(vgimg.UseWH(9*vg.Inch, 5.5*vg.Inch), vgimg.UseDPI(dpi))
+	pl.Draw(draw.New(img))
+	return writePNG(path, img)
+}
