@@ -16,6 +16,14 @@ type Config struct {
 	Data       string `json:"data"`
 	Seed       uint64 `json:"seed"`
 
+	// Objective: "cd" (contrastive divergence with persistent Langevin
+	// chains, the paper) or "dsm" (multi-scale denoising score matching of
+	// the same energy, no sampler).
+	Objective string  `json:"objective,omitempty"`
+	SigmaMin  float64 `json:"sigma_min,omitempty"`  // dsm: noise levels σ log-uniform in [SigmaMin, SigmaMax]
+	SigmaMax  float64 `json:"sigma_max,omitempty"`  //
+	BaseSigma float64 `json:"base_sigma,omitempty"` // dsm: Gaussian base measure N(0, (σ_B² + σ²)·I) at noise level σ; 0: none
+
 	BatchSize int     `json:"batch_size"`
 	LR        float64 `json:"lr"`
 	Beta1     float64 `json:"beta1"`
@@ -50,6 +58,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Kind: CEBM, Arch: "mnist", Components: 10, Data: "mnist", Seed: 1,
+		Objective: "cd", SigmaMin: 0.3, SigmaMax: 1.0,
 		BatchSize: 100, LR: 1e-4, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
 		Gamma: 0.1, DataNoise: 0.03,
 		SGLDSteps: 60, SGLDStep: 1.0, SGLDNoise: 0.0075,
@@ -68,6 +77,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Components, "components", c.Components, "GMM-CEBM mixture components K")
 	fs.StringVar(&c.Data, "data", c.Data, "training data set (see cebm data list)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed")
+	fs.StringVar(&c.Objective, "objective", c.Objective, "training objective: cd (contrastive divergence, persistent Langevin chains) or dsm (denoising score matching of the same energy)")
+	fs.Float64Var(&c.SigmaMin, "sigma-min", c.SigmaMin, "dsm: smallest noise level σ")
+	fs.Float64Var(&c.SigmaMax, "sigma-max", c.SigmaMax, "dsm: largest noise level σ (σ is log-uniform in [min, max])")
+	fs.Float64Var(&c.BaseSigma, "base-sigma", c.BaseSigma, "dsm: Gaussian base measure N(0, (σ_B²+σ²)I) added to the energy (x-only: the posterior is unchanged); 0: none")
 	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "minibatch size B")
 	fs.Float64Var(&c.LR, "lr", c.LR, "Adam learning rate")
 	fs.Float64Var(&c.Beta1, "beta1", c.Beta1, "Adam β1")
@@ -113,6 +126,12 @@ func (c Config) LRAt(step int) float64 {
 // Validate rejects settings that cannot run.
 func (c Config) Validate() error {
 	switch {
+	case c.Objective != "cd" && c.Objective != "dsm":
+		return fmt.Errorf("objective %q: want cd or dsm", c.Objective)
+	case c.Objective == "dsm" && (c.SigmaMin <= 0 || c.SigmaMax < c.SigmaMin):
+		return fmt.Errorf("noise levels [%v, %v]: want 0 < sigma-min ≤ sigma-max", c.SigmaMin, c.SigmaMax)
+	case c.BaseSigma < 0:
+		return fmt.Errorf("base sigma %v < 0", c.BaseSigma)
 	case c.BatchSize < 1:
 		return fmt.Errorf("batch size %d < 1", c.BatchSize)
 	case c.LR <= 0:

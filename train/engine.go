@@ -24,6 +24,8 @@ type Engine struct {
 	energy   *graph.Session
 	langevin *graph.Session
 	step     *graph.Session
+	dsm      *graph.Session // built on first use (objective dsm)
+	threads  int
 	feed     map[string][]float32
 }
 
@@ -32,6 +34,11 @@ const (
 	inX      = "x"
 	inA      = "a"
 	inB      = "b"
+	inEps    = "eps"
+	inSigma  = "sigma"
+	inIVar   = "inv_var"
+	inW      = "w"
+	outLoss  = "loss"
 	outE     = "energy"
 	outDx    = "grad_x"
 	outT1    = "t1"
@@ -53,7 +60,7 @@ func (m Model) declare(g *graph.Graph) (*graph.Value, []*graph.Value) {
 // NewEngine builds and compiles the three graphs. threads is ONNX Runtime's
 // intra-op thread count (0: all cores).
 func NewEngine(m Model, threads int) (*Engine, error) {
-	e := &Engine{Model: m, specs: m.ParamSpecs(), feed: map[string][]float32{}}
+	e := &Engine{Model: m, specs: m.ParamSpecs(), feed: map[string][]float32{}, threads: threads}
 	var err error
 
 	g := graph.New(graph.Float32)
@@ -92,7 +99,7 @@ func NewEngine(m Model, threads int) (*Engine, error) {
 
 // Close releases the sessions.
 func (e *Engine) Close() {
-	for _, s := range []*graph.Session{e.energy, e.langevin, e.step} {
+	for _, s := range []*graph.Session{e.energy, e.langevin, e.step, e.dsm} {
 		if s != nil {
 			s.Close()
 		}
@@ -182,6 +189,73 @@ func (e *Engine) ParamGrad(params [][]float32, x, a, b []float32) (energy []floa
 		grads[i] = out[outGradP+s.Name]
 	}
 	return out[outE], grads, nil
+}
+
+// buildDSM compiles the denoising-score-matching graph:
+//
+//	x̃, ε, σ, 1/σ_B², w → E(x̃), ℓ_i = ½‖σ_i·∂E′/∂x(x̃_i) − ε_i‖², Σ_i w_i·∂ℓ_i/∂θ
+//
+// with E′(x) = E(x) + ½‖x‖²/σ_B² (a Gaussian base measure; an x-only term,
+// so the posterior is unchanged; 1/σ_B² = 0 turns it off). ∂θ of ∂E/∂x is
+// a second-order gradient: the graph differentiates its own gradient.
+func (e *Engine) buildDSM() error {
+	m := e.Model
+	a := m.Arch
+	g := graph.New(graph.Float32)
+	x, ps := m.declare(g)
+	eps := g.Input(inEps, graph.Batch, a.C, a.H, a.W)
+	sigma := g.Input(inSigma, graph.Batch)
+	ivar := g.Input(inIVar, graph.Batch)
+	w := g.Input(inW, graph.Batch)
+	en := m.Build(g, x, ps).Energy
+	g.Output(outE, en)
+	col := []int{graph.Batch, 1, 1, 1}
+	gx := g.Add(g.Grad(en, nil, x)[0], g.Mul(x, g.Reshape(ivar, col)))
+	r := g.Sub(g.Mul(g.Reshape(sigma, col), gx), eps)
+	loss := g.Mul(g.ReduceSum(g.Square(r), []int{1, 2, 3}, false), g.Scalar(0.5))
+	g.Output(outLoss, loss)
+	for i, d := range g.Grad(loss, w, ps...) {
+		g.Output(outGradP+e.specs[i].Name, d)
+	}
+	var err error
+	if e.dsm, err = graph.NewSession(g, graph.ModelOptions{}, e.threads); err != nil {
+		return fmt.Errorf("score-matching graph: %w", err)
+	}
+	return nil
+}
+
+// DSMGrad returns E(x̃), the per-image score-matching losses and
+// Σ_i w_i·∂ℓ_i/∂θ (see buildDSM) for noisy images x̃ = x + σ·ε. Results are
+// reused by the next call.
+func (e *Engine) DSMGrad(params [][]float32, xt, eps, sigma, invVar, w []float32) (energy, loss []float32, grads [][]float32, err error) {
+	n, err := e.batchOf(xt)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(eps) != len(xt) || len(sigma) != n || len(invVar) != n || len(w) != n {
+		return nil, nil, nil, fmt.Errorf("engine: score-matching inputs do not match a batch of %d", n)
+	}
+	if e.dsm == nil {
+		if err := e.buildDSM(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if err := e.setParams(params); err != nil {
+		return nil, nil, nil, err
+	}
+	e.feed[inX], e.feed[inEps], e.feed[inSigma], e.feed[inIVar], e.feed[inW] = xt, eps, sigma, invVar, w
+	out, err := e.dsm.Run(n, e.feed)
+	for _, k := range []string{inEps, inSigma, inIVar, inW} {
+		delete(e.feed, k)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	grads = make([][]float32, len(e.specs))
+	for i, s := range e.specs {
+		grads[i] = out[outGradP+s.Name]
+	}
+	return out[outE], out[outLoss], grads, nil
 }
 
 // ExportGraph builds the deployable encoder with the parameter values baked

@@ -60,8 +60,12 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 		if st, err = LoadCheckpoint(ckpt); err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
-		if st.Config.ReinitFrom == "" { // checkpoints from before the setting existed
+		// Checkpoints from before these settings existed.
+		if st.Config.ReinitFrom == "" {
 			st.Config.ReinitFrom = "uniform"
+		}
+		if st.Config.Objective == "" {
+			st.Config.Objective = "cd"
 		}
 		// The run's length and threads may change on resume; the recipe may not.
 		st.Config.Steps, st.Config.Duration, st.Config.Threads = cfg.Steps, cfg.Duration, cfg.Threads

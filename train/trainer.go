@@ -60,6 +60,7 @@ type Trainer struct {
 	young             []int     // chains of this update that (re)started
 	xYoung            []float32 // their images, for the extra steps
 	wa, wb            []float32
+	sigma, invVar     []float32 // dsm: per-image noise level and base precision
 }
 
 // NewState starts a run: initial parameters, zero Adam moments and a replay
@@ -131,6 +132,7 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 		State: st, Model: m, engine: e, data: data, pcg: pcg, rng: rand.New(pcg), per: per,
 		xBoth: make([]float32, 2*b*per), slots: make([]int, b),
 		wa: make([]float32, 2*b), wb: make([]float32, 2*b),
+		sigma: make([]float32, b), invVar: make([]float32, b),
 	}
 	t.xPos, t.xNeg = t.xBoth[:b*per], t.xBoth[b*per:]
 	for i := 0; i < b; i++ {
@@ -154,6 +156,80 @@ func (t *Trainer) nextIndex() int { return t.rng.IntN(t.data.N) }
 
 // Step does one parameter update and returns its metrics.
 func (t *Trainer) Step() (Metrics, error) {
+	if t.State.Config.Objective == "dsm" {
+		return t.dsmStep()
+	}
+	return t.cdStep()
+}
+
+// dsmStep is one update of multi-scale denoising score matching: x̃ = x +
+// σ·ε with σ log-uniform in [SigmaMin, SigmaMax], loss mean_i
+// ½‖σ_i·∂E′/∂x(x̃_i) − ε_i‖² (Engine.DSMGrad). EPos is the mean energy of
+// the noisy images; ENeg is not defined (0).
+func (t *Trainer) dsmStep() (Metrics, error) {
+	cfg := t.State.Config
+	b, per := cfg.BatchSize, t.per
+	start := time.Now()
+	xt, eps := t.xPos, t.xNeg // scratch: noisy images and their noise
+	lo, hi := math.Log(cfg.SigmaMin), math.Log(cfg.SigmaMax)
+	for i := 0; i < b; i++ {
+		sigma := math.Exp(lo + (hi-lo)*t.rng.Float64())
+		t.sigma[i] = float32(sigma)
+		t.invVar[i] = 0
+		if cfg.BaseSigma > 0 {
+			t.invVar[i] = float32(1 / (cfg.BaseSigma*cfg.BaseSigma + sigma*sigma))
+		}
+		src := t.data.X[t.nextIndex()*per:][:per]
+		for j, v := range src {
+			e := t.rng.NormFloat64()
+			eps[i*per+j] = float32(e)
+			xt[i*per+j] = v + float32(sigma*e)
+		}
+	}
+	energy, losses, grads, err := t.engine.DSMGrad(t.State.Params, xt, eps, t.sigma, t.invVar, t.wa[:b])
+	if err != nil {
+		return Metrics{}, err
+	}
+	var loss, ePos float64
+	for i := 0; i < b; i++ {
+		loss += float64(losses[i])
+		ePos += float64(energy[i])
+	}
+	loss, ePos = loss/float64(b), ePos/float64(b)
+	if err := t.checkFinite(loss, grads); err != nil {
+		return Metrics{}, fmt.Errorf("%w (E %.4g)", err, ePos)
+	}
+	t.adam(grads)
+	t.updateEMA()
+	t.State.Step++
+	dt := time.Since(start)
+	t.State.Elapsed += dt
+	return Metrics{
+		Step: t.State.Step, Loss: loss, EPos: ePos, LR: cfg.LRAt(t.State.Step),
+		StepsPer: 1 / dt.Seconds(), Elapsed: t.State.Elapsed.Seconds(),
+	}, nil
+}
+
+// checkFinite is the divergence guard: a non-finite or exploding loss, or
+// a non-finite gradient, stops the run.
+func (t *Trainer) checkFinite(loss float64, grads [][]float32) error {
+	cfg := t.State.Config
+	if math.IsNaN(loss) || math.IsInf(loss, 0) || math.Abs(loss) > cfg.MaxLoss {
+		return fmt.Errorf("%w at step %d: loss %v (limit %g)", ErrDiverged, t.State.Step+1, loss, cfg.MaxLoss)
+	}
+	for _, g := range grads {
+		for _, v := range g {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("%w at step %d: non-finite gradient", ErrDiverged, t.State.Step+1)
+			}
+		}
+	}
+	return nil
+}
+
+// cdStep is one update of contrastive divergence with persistent Langevin
+// chains (cebm-spec §3).
+func (t *Trainer) cdStep() (Metrics, error) {
 	cfg := t.State.Config
 	b, per := cfg.BatchSize, t.per
 	start := time.Now()
@@ -202,15 +278,8 @@ func (t *Trainer) Step() (Metrics, error) {
 	fb := float64(b)
 	ePos, eNeg = ePos/fb, eNeg/fb
 	loss := ePos - eNeg + cfg.Gamma*(e2Pos/fb+e2Neg/fb)
-	if math.IsNaN(loss) || math.IsInf(loss, 0) || math.Abs(loss) > cfg.MaxLoss {
-		return Metrics{}, fmt.Errorf("%w at step %d: loss %v (E+ %.4g, E− %.4g; limit %g)", ErrDiverged, t.State.Step+1, loss, ePos, eNeg, cfg.MaxLoss)
-	}
-	for _, g := range grads {
-		for _, v := range g {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return Metrics{}, fmt.Errorf("%w at step %d: non-finite gradient", ErrDiverged, t.State.Step+1)
-			}
-		}
+	if err := t.checkFinite(loss, grads); err != nil {
+		return Metrics{}, fmt.Errorf("%w (E+ %.4g, E− %.4g)", err, ePos, eNeg)
 	}
 	t.adam(grads)
 	t.updateEMA()

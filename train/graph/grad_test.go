@@ -68,6 +68,25 @@ func gradCases() []gradCase {
 		{name: "ConvTranspose/outpad", shapes: [][]int{{Batch, 2, 3, 3}, {2, 2, 3, 3}, {2}}, build: func(g *Graph, in []*Value) *Value {
 			return g.ConvTranspose(in[0], in[1], in[2], ConvSpec{Stride: 2, Pad: 1}, 1)
 		}},
+		// Second order: the gradient of a function of ∂f/∂x, as denoising
+		// score matching needs. Each case differentiates one node kind that
+		// only gradient graphs emit.
+		{name: "Grad2/Swish", shapes: x45, build: un(func(g *Graph, x *Value) *Value {
+			return g.Square(g.Grad(g.Swish(x), nil, x)[0])
+		})},
+		{name: "Grad2/Slice", shapes: x45, build: un(func(g *Graph, x *Value) *Value {
+			return g.Square(g.Grad(g.Pow(g.Slice(x, 2, 1, 4), 3), nil, x)[0])
+		})},
+		{name: "Grad2/ReduceSum", shapes: x45, build: un(func(g *Graph, x *Value) *Value {
+			return g.Square(g.Grad(g.Square(g.ReduceSum(g.Square(x), []int{2}, true)), nil, x)[0])
+		})},
+		{name: "Grad2/Linear", shapes: [][]int{{Batch, 6}, {4, 6}, {4}}, build: func(g *Graph, in []*Value) *Value {
+			return g.Square(g.Grad(g.Swish(g.Linear(in[0], in[1], in[2])), nil, in[0])[0])
+		}},
+		{name: "Grad2/Conv/4x4s2p1", shapes: [][]int{{Batch, 2, 7, 7}, {3, 2, 4, 4}, {3}}, build: func(g *Graph, in []*Value) *Value {
+			y := g.Swish(g.Conv(in[0], in[1], in[2], ConvSpec{Stride: 2, Pad: 1}))
+			return g.Square(g.Grad(y, nil, in[0])[0])
+		}},
 	}
 }
 

@@ -126,7 +126,7 @@ func (g *Graph) Sigmoid(x *Value) *Value {
 // nodes instead of the six that differentiating Mul and Sigmoid would give,
 // which matters on the large first-layer activations.
 func (g *Graph) Swish(x *Value) *Value {
-	sig := g.add("Sigmoid", x.shape, g.dtype, []*Value{x})
+	sig := g.Sigmoid(x) // its own gradient is used only when a gradient graph is differentiated
 	y := g.add("Mul", x.shape, g.dtype, []*Value{x, sig})
 	y.node.grad = func(dy *Value) []*Value {
 		f := g.Add(sig, g.Mul(y, g.Sub(g.Scalar(1), sig)))
@@ -235,11 +235,15 @@ func (g *Graph) expandTo(v, x *Value) *Value {
 	if slices.Equal(v.shape, x.shape) {
 		return v
 	}
+	var e *Value
 	if !x.hasBatch() {
-		return g.add("Expand", x.shape, v.dtype, []*Value{v, g.ints(toInt64(x.shape)...)})
+		e = g.add("Expand", x.shape, v.dtype, []*Value{v, g.ints(toInt64(x.shape)...)})
+	} else {
+		shape := g.add("Shape", []int{len(x.shape)}, Int64, []*Value{x})
+		e = g.add("Expand", x.shape, v.dtype, []*Value{v, shape})
 	}
-	shape := g.add("Shape", []int{len(x.shape)}, Int64, []*Value{x})
-	return g.add("Expand", x.shape, v.dtype, []*Value{v, shape})
+	e.node.grad = func(de *Value) []*Value { return []*Value{g.unbroadcast(de, v.shape), nil} }
+	return e
 }
 
 func toInt64(s []int) []int64 {
@@ -376,7 +380,9 @@ func (g *Graph) Slice(x *Value, axis, start, end int) *Value {
 		pads := make([]int64, 2*x.Rank())
 		pads[axis] = int64(start)
 		pads[x.Rank()+axis] = int64(d - end)
-		return []*Value{g.add("Pad", x.shape, x.dtype, []*Value{dy, g.ints(pads...)}), nil, nil, nil}
+		p := g.add("Pad", x.shape, x.dtype, []*Value{dy, g.ints(pads...)})
+		p.node.grad = func(dp *Value) []*Value { return []*Value{g.Slice(dp, axis, start, end), nil} }
+		return []*Value{p, nil, nil, nil}
 	}
 	return y
 }
@@ -526,8 +532,7 @@ func (g *Graph) convInputGrad(dy, w *Value, xShape []int, c ConvSpec) *Value {
 		full := (dy.shape[2+i]-1)*c.Stride - 2*c.Pad + c.Dilation*(k[i]-1) + 1
 		op[i] = xShape[2+i] - full
 	}
-	attrs := append(convAttrs(w, c), intsAttr("output_padding", op...))
-	return g.add("ConvTranspose", []int{dy.shape[0], w.shape[1], xShape[2], xShape[3]}, g.dtype, []*Value{dy, w}, attrs...)
+	return g.convTranspose(dy, w, nil, c, op)
 }
 
 // convWeightGrad is ∂W of a Conv: with the batch as the channel dimension,
@@ -562,13 +567,19 @@ func (g *Graph) ConvTranspose(x, w, b *Value, spec ConvSpec, outPad int) *Value 
 		g.fail("ConvTranspose: x %v, W %v", x.shape, w.shape)
 		return x
 	}
-	oh := (x.shape[2]-1)*c.Stride - 2*c.Pad + c.Dilation*(w.shape[2]-1) + 1 + outPad
-	ow := (x.shape[3]-1)*c.Stride - 2*c.Pad + c.Dilation*(w.shape[3]-1) + 1 + outPad
+	return g.convTranspose(x, w, b, c, []int{outPad, outPad})
+}
+
+// convTranspose is ConvTranspose with an output padding per spatial axis;
+// Conv's input gradient is one, so it must be differentiable too.
+func (g *Graph) convTranspose(x, w, b *Value, c ConvSpec, outPad []int) *Value {
+	oh := (x.shape[2]-1)*c.Stride - 2*c.Pad + c.Dilation*(w.shape[2]-1) + 1 + outPad[0]
+	ow := (x.shape[3]-1)*c.Stride - 2*c.Pad + c.Dilation*(w.shape[3]-1) + 1 + outPad[1]
 	in := []*Value{x, w}
 	if b != nil {
 		in = append(in, b)
 	}
-	attrs := append(convAttrs(w, c), intsAttr("output_padding", outPad, outPad))
+	attrs := append(convAttrs(w, c), intsAttr("output_padding", outPad...))
 	y := g.add("ConvTranspose", []int{x.shape[0], w.shape[1], oh, ow}, g.dtype, in, attrs...)
 	y.node.grad = func(dy *Value) []*Value {
 		dx := g.add("Conv", x.shape, g.dtype, []*Value{dy, w}, convAttrs(w, c)...)
