@@ -227,7 +227,7 @@ func evalModel(opt Options, path string, needEnergy bool, logf func(string, ...a
 	if opt.Train.Size() != m.InputSize() {
 		return mr, nil, nil, fmt.Errorf("%s has %d×%d×%d images; %s expects %v", opt.Train.Name, opt.Train.C, opt.Train.H, opt.Train.W, path, m.InputShape)
 	}
-	mr.Model, mr.Kind, mr.Steps, mr.TrainWallTime, mr.Digest = path, m.Kind, m.Steps, m.WallTime, m.Digest
+	mr.Model, mr.Kind, mr.Steps, mr.TrainWallTime, mr.Digest = path, string(m.Kind), m.Steps, m.WallTime, m.Digest
 	const batch = 500
 	zTrain, err := m.Latents(opt.Train.Images, opt.Train.N, batch)
 	if err != nil {

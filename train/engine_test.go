@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cebm/cebm/internal/expfam"
+	"github.com/cebm/cebm/internal/modelfile"
 	"github.com/cebm/cebm/train/graph"
 )
 
@@ -89,6 +90,15 @@ func refEncoder(a Arch, params [][]float32, x []float32, n int) []float64 {
 	return refLinear(h, n, in, params[k], params[k+1])
 }
 
+// testMeta is the least metadata an export of m takes.
+func testMeta(m Model, params [][]float32) modelfile.Meta {
+	d := m.Arch.LatentDim
+	if m.Kind == IGEBM {
+		d = m.Arch.Hidden[len(m.Arch.Hidden)-1]
+	}
+	return modelfile.Meta{Kind: m.Kind, LatentDim: d, InputShape: [3]int{m.Arch.C, m.Arch.H, m.Arch.W}, Prior: m.Prior(params)}
+}
+
 // TestForwardParity: ONNX Runtime's MNIST encoder equals the plain-Go
 // reference to 1e-5 relative, and its energy equals the closed form of
 // internal/expfam evaluated on the reference's t(x).
@@ -97,7 +107,7 @@ func TestForwardParity(t *testing.T) {
 	m, _ := NewModel(CEBM, MNISTArch(), 0)
 	params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
 	x := randVec(n*28*28, 9)
-	model, err := ExportGraph(m, params, nil)
+	model, err := ExportGraph(m, params, testMeta(m, params))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +178,7 @@ func TestExportReproducesTraining(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			model, err := ExportGraph(m, params, map[string]string{"kind": string(kind)})
+			model, err := ExportGraph(m, params, testMeta(m, params))
 			if err != nil {
 				t.Fatal(err)
 			}
