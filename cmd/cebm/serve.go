@@ -17,6 +17,7 @@ import (
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
 	"github.com/cebm/cebm/internal/ort"
+	"github.com/cebm/cebm/reference"
 )
 
 // serveConfig is every setting of `cebm serve`: each a flag, each also an
@@ -233,10 +234,10 @@ func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log
 	if cfg.ReferenceLimit > 0 {
 		n = min(n, cfg.ReferenceLimit)
 	}
-	ref := api.Reference{
+	ref := reference.Set{
 		Name:   fmt.Sprintf("%s:%s:%d", cfg.Reference, cfg.ReferenceSplit, n),
 		Images: set.Images[:n*set.Size()],
 		Labels: set.Labels[:n],
 	}
-	return api.LoadOrBuildIndex(ctx, m, ref, cfg.CacheDir, log)
+	return reference.LoadOrBuild(ctx, m, ref, cfg.CacheDir, log)
 }
