@@ -112,28 +112,23 @@ func (s *Server) Close() {
 
 // model returns the batcher, or a 503 problem while the model loads.
 func (s *Server) model() (*encoder.Batcher, error) {
-	b := s.batcher.Load()
-	if b == nil {
-		p := problem(kindNotReady, "The model is still loading.")
-		p.retryAfter = 5
-		return nil, p
+	if b := s.batcher.Load(); b != nil {
+		return b, nil
 	}
-	return b, nil
+	return nil, retryable(kindNotReady, "The model is still loading.", 5)
 }
 
 // reference returns the index, or a 503 problem while it is built.
 func (s *Server) reference() (*index.Index, error) {
-	ix := s.index.Load()
-	if ix == nil {
-		p := problem(kindNotReady, "The reference index is still being built.")
-		p.retryAfter = 5
-		return nil, p
+	if ix := s.index.Load(); ix != nil {
+		return ix, nil
 	}
-	return ix, nil
+	return nil, retryable(kindNotReady, "The reference index is still being built.", 5)
 }
 
-// modelAndIndex returns both, or the 503 problem of whichever is missing.
-func (s *Server) modelAndIndex() (*encoder.Batcher, *index.Index, error) {
+// readWithIndex returns the batcher and the index, or the 503 problem of
+// whichever is missing, and then reads r into q.
+func (s *Server) readWithIndex(r *http.Request, q request) (*encoder.Batcher, *index.Index, error) {
 	b, err := s.model()
 	if err != nil {
 		return nil, nil, err
@@ -142,5 +137,5 @@ func (s *Server) modelAndIndex() (*encoder.Batcher, *index.Index, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return b, ix, nil
+	return b, ix, s.readRequest(r, q)
 }

@@ -216,6 +216,7 @@ func TestErrors(t *testing.T) {
 	png0 := digitPNG(t, 0)
 	huge := bigPNG(t, 200, 200)
 	mp3, mct3 := multipartBody(t, [][]byte{png0, png0, png0}, nil)
+	mpField, mctField := multipartBody(t, [][]byte{png0}, map[string][]string{"colour": {"red"}})
 	for _, c := range []struct {
 		name, method, path, ct string
 		body                   []byte
@@ -227,6 +228,14 @@ func TestErrors(t *testing.T) {
 		{"unknown json field", "POST", "/encode", "application/json", []byte(`{"imgs": []}`), 400, "invalid-request"},
 		{"bad base64", "POST", "/encode", "application/json", []byte(`{"image": "!!"}`), 400, "invalid-request"},
 		{"no image", "POST", "/encode", "application/json", []byte(`{}`), 400, "invalid-request"},
+		{"null invert", "POST", "/encode", "application/json", []byte(`{"image": "aGVsbG8=", "invert": null}`), 400, "invalid-request"},
+		{"numeric invert", "POST", "/encode", "application/json", []byte(`{"image": "aGVsbG8=", "invert": 1}`), 400, "invalid-request"},
+		{"k in encode json", "POST", "/encode", "application/json", []byte(`{"image": "aGVsbG8=", "k": 3}`), 400, "invalid-request"},
+		{"k in encode query", "POST", "/encode?k=3", "image/png", png0, 400, "invalid-request"},
+		{"label in classify", "POST", "/classify-knn?label=3", "image/png", png0, 400, "invalid-request"},
+		{"two query forms", "POST", "/classify-knn", "application/json", []byte(`{"id": "abc", "mean": [1]}`), 400, "invalid-request"},
+		{"item without label", "POST", "/index/items", "application/json", []byte(`{"items": [{"image": "aGVsbG8="}]}`), 400, "invalid-request"},
+		{"unknown multipart field", "POST", "/encode", mctField, mpField, 400, "invalid-request"},
 		{"bad k", "POST", "/classify-knn?k=0", "image/png", png0, 400, "invalid-request"},
 		{"k too large", "POST", "/classify-knn?k=1000", "image/png", png0, 400, "invalid-request"},
 		{"bad invert", "POST", "/encode?invert=maybe", "image/png", png0, 400, "invalid-request"},
