@@ -52,11 +52,11 @@ func Load(path string, threads int) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	sum := sha256.Sum256(b)
 	mf, err := readMeta(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	sum := sha256.Sum256(b)
 	meta := Meta{Meta: mf, Digest: hex.EncodeToString(sum[:]), Path: path}
 	outs := meta.Kind.Outputs()
 	if threads <= 0 {
