@@ -102,7 +102,9 @@ func newTestServer(t testing.TB, path string, nRef int, cfg Config) (*Server, *e
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetIndex(ix)
+	if err := s.SetIndex(ix); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { s.Close(); m.Close() })
 	return s, m
 }

@@ -5,6 +5,8 @@
 package api
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -96,8 +98,20 @@ func (s *Server) SetModel(m *encoder.Model) {
 	}
 }
 
-// SetIndex sets the reference index; its model digest must be the model's.
-func (s *Server) SetIndex(ix *index.Index) { s.index.Store(ix) }
+// SetIndex sets the reference index. It refuses an index whose model
+// digest is not the served model's (its vectors would be another model's
+// latents), and any index before SetModel.
+func (s *Server) SetIndex(ix *index.Index) error {
+	b := s.batcher.Load()
+	if b == nil {
+		return errors.New("api: SetIndex before SetModel")
+	}
+	if got, want := ix.ModelDigest(), b.Model().Digest; got != want {
+		return fmt.Errorf("api: the index was built with model %q, the server serves %q", got, want)
+	}
+	s.index.Store(ix)
+	return nil
+}
 
 // Ready reports whether the model and the index are loaded.
 func (s *Server) Ready() bool { return s.batcher.Load() != nil && s.index.Load() != nil }

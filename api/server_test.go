@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cebm/cebm/index"
 )
 
 func req(method, path, ct string, body []byte) *http.Request {
@@ -188,6 +190,26 @@ func TestEndpoints(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSetIndexChecksModel: an index built with another model is refused,
+// and the served one stays.
+func TestSetIndexChecksModel(t *testing.T) {
+	setup(t)
+	if err := New(DefaultConfig(), nil).SetIndex(index.New(128, "sha256:any")); err == nil {
+		t.Error("SetIndex before SetModel succeeded")
+	}
+	s, m := newTestServer(t, fixture.cebm, 100, DefaultConfig())
+	served := s.index.Load()
+	if err := s.SetIndex(index.New(m.LatentDim, "another model")); err == nil {
+		t.Fatal("an index of another model was accepted")
+	}
+	if s.index.Load() != served {
+		t.Error("the refused index replaced the served one")
+	}
+	if err := s.SetIndex(index.New(m.LatentDim, m.Digest)); err != nil {
+		t.Errorf("an index of the served model: %v", err)
+	}
 }
 
 // TestGolden: the served document is the repository's openapi.yaml.

@@ -214,7 +214,9 @@ func loadService(ctx context.Context, cfg *serveConfig, svc *api.Server, log *sl
 	if err != nil {
 		return m, err
 	}
-	svc.SetIndex(ix)
+	if err := svc.SetIndex(ix); err != nil {
+		return m, err
+	}
 	log.Info("ready", "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
 	return m, nil
 }
