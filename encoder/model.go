@@ -5,6 +5,7 @@
 package encoder
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -190,8 +191,9 @@ func (m *Model) Latent(o Output, i int, dst []float32) {
 
 // Latents encodes a whole set in batches and returns its latents [n, D].
 // When the session uses fewer threads than there are cores, batches run
-// concurrently so that every core works.
-func (m *Model) Latents(x []float32, n, batch int) ([]float32, error) {
+// concurrently so that every core works. It stops with ctx's error after
+// the batches under way when ctx ends.
+func (m *Model) Latents(ctx context.Context, x []float32, n, batch int) ([]float32, error) {
 	per, d := m.InputSize(), m.LatentDim
 	out := make([]float32, n*d)
 	starts := make(chan int)
@@ -217,11 +219,14 @@ func (m *Model) Latents(x []float32, n, batch int) ([]float32, error) {
 			}
 		}()
 	}
-	for s := 0; s < n; s += batch {
+	for s := 0; s < n && ctx.Err() == nil; s += batch {
 		starts <- s
 	}
 	close(starts)
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case err := <-errs:
 		return nil, err

@@ -81,7 +81,7 @@ func Build(ctx context.Context, m *encoder.Model, ref Set, log *slog.Logger) (*i
 			return nil, err
 		}
 		e := min(n, s+chunk)
-		lat, err := m.Latents(ref.Images[s*per:e*per], e-s, 128)
+		lat, err := m.Latents(ctx, ref.Images[s*per:e*per], e-s, 128)
 		if err != nil {
 			return nil, err
 		}
