@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/internal/expfam"
 	"github.com/cebm/cebm/internal/modelfile"
-	"github.com/cebm/cebm/train/graph"
 )
 
 // refConv is a plain-Go float64 convolution (NCHW, OIHW), the independent
@@ -138,21 +138,27 @@ func TestForwardParity(t *testing.T) {
 
 func sq(x float64) float64 { return x * x }
 
-// runExported loads a model in a fresh ONNX Runtime session and runs it.
+// runExported loads a model file as the service does (package encoder),
+// runs it on x and returns the named outputs.
 func runExported(t *testing.T, model []byte, outputs []string, x []float32, n int) [][]float32 {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "m.onnx")
 	if err := os.WriteFile(path, model, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := graph.LoadSession(path, []string{inX}, outputs, 1)
+	m, err := encoder.Load(path, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	out, err := s.Run(n, map[string][]float32{inX: x})
+	defer m.Close()
+	o, err := m.Run(x, n)
 	if err != nil {
 		t.Fatal(err)
+	}
+	byName := map[string][]float32{outT1: o.T1, outT2: o.T2, outFeat: o.Feature, outE: o.Energy}
+	out := make([][]float32, len(outputs))
+	for i, name := range outputs {
+		out[i] = byName[name]
 	}
 	return out
 }

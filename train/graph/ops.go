@@ -553,32 +553,3 @@ func (g *Graph) convWeightGrad(x, dy *Value, wShape []int, c ConvSpec) *Value {
 	}
 	return g.add("Transpose", wShape, g.dtype, []*Value{r}, intsAttr("perm", 1, 0, 2, 3))
 }
-
-// ConvTranspose is the adjoint of Conv: x [B, C_in, H, W] with w
-// [C_in, C_out, kh, kw], optional bias b [C_out], output padding outPad.
-func (g *Graph) ConvTranspose(x, w, b *Value, spec ConvSpec, outPad int) *Value {
-	c := spec.norm()
-	if x.Rank() != 4 || w.Rank() != 4 || x.shape[1] != w.shape[0] {
-		g.fail("ConvTranspose: x %v, W %v", x.shape, w.shape)
-		return x
-	}
-	oh := (x.shape[2]-1)*c.Stride - 2*c.Pad + c.Dilation*(w.shape[2]-1) + 1 + outPad
-	ow := (x.shape[3]-1)*c.Stride - 2*c.Pad + c.Dilation*(w.shape[3]-1) + 1 + outPad
-	in := []*Value{x, w}
-	if b != nil {
-		in = append(in, b)
-	}
-	attrs := append(convAttrs(w, c), intsAttr("output_padding", outPad, outPad))
-	y := g.add("ConvTranspose", []int{x.shape[0], w.shape[1], oh, ow}, g.dtype, in, attrs...)
-	y.node.grad = func(dy *Value) []*Value {
-		dx := g.add("Conv", x.shape, g.dtype, []*Value{dy, w}, convAttrs(w, c)...)
-		// ⟨dy, Convᵀ_w x⟩ = ⟨Conv_w dy, x⟩: ∂W is a Conv weight gradient
-		// with dy as the convolution's input and x as its output gradient.
-		out := []*Value{dx, g.convWeightGrad(dy, x, w.shape, c)}
-		if b != nil {
-			out = append(out, g.ReduceSum(dy, []int{0, 2, 3}, false))
-		}
-		return out
-	}
-	return y
-}
