@@ -90,7 +90,7 @@ func (m *EnergyModel) EnergyGrad(ctx context.Context, x []float32, batch int) (e
 }
 
 // Sample runs n SGLD chains from U(−1, 1) noise for steps steps with the
-// model's own training settings, x ← x − (α/2)·∇E(x) + σ·ε (cebm-spec §3),
+// model's own training settings, x ← x − (α/2)·∇E(x) + σ·ε,
 // and returns the final states.
 func (m *EnergyModel) Sample(ctx context.Context, n, steps int, seed uint64) ([]float32, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x5a3))
@@ -139,7 +139,7 @@ type OODSet struct {
 }
 
 // OODScore is AUROC of both scores for one OOD set, in-distribution images
-// as positives (cebm-spec §4).
+// as positives.
 type OODScore struct {
 	NegEnergy   float64 `json:"neg_energy"`    // score −E(x)
 	NegGradNorm float64 `json:"neg_grad_norm"` // score −‖∂E/∂x‖

@@ -1,5 +1,5 @@
-// Package eval measures representations the way the paper does (cebm-spec
-// §4) and draws them:
+// Package eval measures representations the way the CEBM paper does (Wu et
+// al. 2021) and draws them:
 //
 //   - [KNN]: 1-nearest-neighbour accuracy in latent or pixel space, with the
 //     confusion matrix;

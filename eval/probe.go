@@ -12,7 +12,7 @@ import (
 	"gonum.org/v1/gonum/optimize"
 )
 
-// ProbeOptions set the linear probe's optimisation (cebm-spec §4: a
+// ProbeOptions set the linear probe's optimisation (as in the paper: a
 // multinomial logistic regression on posterior means).
 type ProbeOptions struct {
 	// L2 is λ in the objective: mean softmax cross-entropy + λ/2·‖W‖²

@@ -46,7 +46,7 @@ func parseSuite(s string) (map[string]bool, error) {
 }
 
 // oodCounterpart is the other data set an MNIST-style model is tested
-// against (cebm-spec §4).
+// against, as in the paper.
 func oodCounterpart(name string) string {
 	switch name {
 	case "mnist":

@@ -1,7 +1,7 @@
 // Package ort finds and initialises the ONNX Runtime shared library once per
 // process. The library is fetched by scripts/setup.sh (make setup) into
-// .ort/ at the repository root; CEBM_ORT_LIB (or the --ort-lib flag of the
-// cebm command) points elsewhere.
+// .ort/ at the repository root; CEBM_ORT_LIB (or SetLibraryPath) points
+// elsewhere.
 package ort
 
 import (
