@@ -82,8 +82,16 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	if err := f.loadSets(ctx, &opt, env); err != nil {
-		return err
+	// Loading does not look at ctx; an interrupt leaves it behind.
+	loaded := make(chan error, 1)
+	go func() { loaded <- f.loadSets(&opt, env) }()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-loaded:
+		if err != nil {
+			return err
+		}
 	}
 	r, err := runSuite(ctx, opt, f.out)
 	if err != nil {
@@ -195,7 +203,7 @@ func (f *evalFlags) options(log io.Writer) (eval.Options, error) {
 }
 
 // loadSets loads the training, query and OOD sets into opt.
-func (f *evalFlags) loadSets(ctx context.Context, opt *eval.Options, env func(string) string) error {
+func (f *evalFlags) loadSets(opt *eval.Options, env func(string) string) error {
 	var err error
 	if opt.Train, err = data.LoadEnv(f.name, "train", env); err != nil {
 		return err
@@ -215,7 +223,7 @@ func (f *evalFlags) loadSets(ctx context.Context, opt *eval.Options, env func(st
 	limit(opt.Train, f.trainLimit)
 	limit(opt.Test, f.testLimit)
 	if !opt.OOD {
-		return ctx.Err()
+		return nil
 	}
 	sets := cmp.Or(f.oodData, oodCounterpart(f.name))
 	for _, s := range strings.Split(sets, ",") {
@@ -228,7 +236,7 @@ func (f *evalFlags) loadSets(ctx context.Context, opt *eval.Options, env func(st
 		}
 		opt.OODSets = append(opt.OODSets, set)
 	}
-	return ctx.Err()
+	return nil
 }
 
 // runSuite runs the suite and, with an output folder, writes its report
