@@ -30,12 +30,17 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags purego ./index/
+	GOARCH=arm64 $(GO) vet ./index/
 
 staticcheck:
 	$(GO) tool staticcheck ./...
 
+# The index is tested twice: with the assembly kernels this CPU has, and
+# with the Go kernels only (-tags purego).
 unit:
 	$(GO) test -race -timeout 45m ./...
+	$(GO) test -race -tags purego ./index/
 
 ## bench: the performance benchmarks (not part of test)
 bench: setup

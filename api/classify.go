@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -8,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
 )
 
@@ -15,80 +17,23 @@ import (
 // each image (or of a stored posterior's mean, or of a given mean) and
 // their majority label.
 func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
-	b, ix, err := s.modelAndIndex()
+	var q classifyRequest
+	b, ix, err := s.readWithIndex(r, &q)
 	if err != nil {
 		return err
 	}
-	q, err := s.readRequest(r)
-	if err != nil {
-		return err
-	}
-	if len(q.labels) > 0 {
-		return problem(kindInvalid, "POST /classify-knn takes no label.")
-	}
-	k := q.k
-	if k == 0 {
-		k = 1
-	}
+	k := max(q.k, 1)
 	if k > s.cfg.MaxK {
 		return problem(kindInvalid, fmt.Sprintf("k must be at most %d.", s.cfg.MaxK))
 	}
-	given := 0
-	for _, v := range []bool{len(q.images) > 0, q.id != "", q.mean != nil} {
-		if v {
-			given++
-		}
+	qs, err := s.queries(r.Context(), b, ix.Dim(), &q)
+	if err != nil {
+		return err
 	}
-	if given != 1 {
-		return problem(kindInvalid, "Give exactly one of: images, id, mean.")
-	}
-	dim := ix.Dim()
-	var (
-		queries []float32
-		ids     []string
-		inv     []bool
-	)
-	switch {
-	case q.id != "":
-		res, ok := s.store.Get(q.id)
-		if !ok {
-			return problem(kindUnknownID, "No posterior with this id is stored: it was never computed or has been evicted.")
-		}
-		queries, ids, inv = res.Latent, []string{res.ID}, []bool{res.Inverted}
-	case q.mean != nil:
-		if len(q.mean) != dim {
-			return problem(kindInvalid, fmt.Sprintf("mean must have %d values.", dim))
-		}
-		for _, v := range q.mean {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) || math.Abs(float64(v)) > 1e15 {
-				return problem(kindInvalid, "mean must hold finite values of moderate size.")
-			}
-		}
-		queries, ids, inv = q.mean, []string{""}, []bool{false}
-	default:
-		res, err := s.encode(r.Context(), b, q)
-		if err != nil {
-			return err
-		}
-		for _, x := range res {
-			queries = append(queries, x.Latent...)
-			ids = append(ids, x.ID)
-			inv = append(inv, x.Inverted)
-		}
-	}
-	var found []index.Result
-	if len(ids) == 1 {
-		var one index.Result
-		one, err = ix.Classify(queries, k)
-		found = []index.Result{one}
-	} else {
-		found, err = ix.ClassifyBatch(queries, k)
-	}
+	found, err := ix.ClassifyBatch(qs.vecs, k)
 	switch {
 	case errors.Is(err, index.ErrEmpty):
-		p := problem(kindNotReady, "The reference index is empty; add items with POST /index/items.")
-		p.retryAfter = 5
-		return p
+		return retryable(kindNotReady, "The reference index is empty; add items with POST /index/items.", 5)
 	case errors.Is(err, index.ErrNotFinite):
 		return problem(kindInvalid, "The query vector is not finite.")
 	case err != nil:
@@ -97,10 +42,64 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 	classes := b.Model().Classes
 	out := ClassifyResponse{K: k, Results: make([]Classification, len(found))}
 	for i, f := range found {
-		out.Results[i] = classification(f, classes, ids[i], inv[i])
+		out.Results[i] = classification(f, classes, qs.ids[i], qs.inverted[i])
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// queryVectors are what /classify-knn searches for, with the id and the
+// inversion each answer reports.
+type queryVectors struct {
+	vecs     []float32 // one posterior mean after another
+	ids      []string
+	inverted []bool
+}
+
+// queries turns the one query form q holds into vectors of dimension dim.
+func (s *Server) queries(ctx context.Context, b *encoder.Batcher, dim int, q *classifyRequest) (queryVectors, error) {
+	given := 0
+	for _, v := range []bool{len(q.images) > 0, q.id != "", q.mean != nil} {
+		if v {
+			given++
+		}
+	}
+	switch {
+	case given != 1:
+		return queryVectors{}, problem(kindInvalid, "Give exactly one of: images, id, mean.")
+	case q.id != "":
+		res, ok := s.store.Get(q.id)
+		if !ok {
+			return queryVectors{}, problem(kindUnknownID, "No posterior with this id is stored: it was never computed or has been evicted.")
+		}
+		return queryVectors{res.Latent, []string{res.ID}, []bool{res.Inverted}}, nil
+	case q.mean != nil:
+		return meanQuery(q.mean, dim)
+	}
+	res, err := s.encode(ctx, b, q.upload)
+	if err != nil {
+		return queryVectors{}, err
+	}
+	var qv queryVectors
+	for _, x := range res {
+		qv.vecs = append(qv.vecs, x.Latent...)
+		qv.ids = append(qv.ids, x.ID)
+		qv.inverted = append(qv.inverted, x.Inverted)
+	}
+	return qv, nil
+}
+
+// meanQuery checks a posterior mean given in the request.
+func meanQuery(mean []float32, dim int) (queryVectors, error) {
+	if len(mean) != dim {
+		return queryVectors{}, problem(kindInvalid, fmt.Sprintf("mean must have %d values.", dim))
+	}
+	for _, v := range mean {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) || math.Abs(float64(v)) > 1e15 {
+			return queryVectors{}, problem(kindInvalid, "mean must hold finite values of moderate size.")
+		}
+	}
+	return queryVectors{mean, []string{""}, []bool{false}}, nil
 }
 
 func className(classes []string, l int) string {
@@ -134,22 +133,17 @@ func classification(f index.Result, classes []string, id string, inverted bool) 
 // posterior means to the reference index. Labels are class indices or
 // class names, one per image.
 func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
-	b, ix, err := s.modelAndIndex()
+	var q addItemsRequest
+	b, ix, err := s.readWithIndex(r, &q)
 	if err != nil {
 		return err
 	}
-	q, err := s.readRequest(r)
-	if err != nil {
-		return err
+	n := len(q.images)
+	if n == 0 {
+		return errNoImage
 	}
-	if q.id != "" || q.mean != nil || q.k != 0 {
-		return problem(kindInvalid, "POST /index/items takes labelled images only.")
-	}
-	if len(q.images) == 0 {
-		return problem(kindInvalid, "The request holds no image.")
-	}
-	if len(q.labels) != len(q.images) {
-		return problem(kindInvalid, fmt.Sprintf("Give one label per image: %d images, %d labels.", len(q.images), len(q.labels)))
+	if len(q.labels) != n {
+		return problem(kindInvalid, fmt.Sprintf("Give one label per image: %d images, %d labels.", n, len(q.labels)))
 	}
 	classes := b.Model().Classes
 	labels := make([]int, len(q.labels))
@@ -158,7 +152,7 @@ func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	res, err := s.encode(r.Context(), b, q)
+	res, err := s.encode(r.Context(), b, q.upload)
 	if err != nil {
 		return err
 	}

@@ -15,14 +15,11 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := s.readRequest(r)
-	if err != nil {
+	var q encodeRequest
+	if err := s.readRequest(r, &q); err != nil {
 		return err
 	}
-	if q.id != "" || q.mean != nil || q.k != 0 || len(q.labels) > 0 {
-		return problem(kindInvalid, "POST /encode takes images and invert only.")
-	}
-	res, err := s.encode(r.Context(), b, q)
+	res, err := s.encode(r.Context(), b, q.upload)
 	if err != nil {
 		return err
 	}
@@ -45,31 +42,29 @@ func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// encode preprocesses q's images, runs them through the batcher and stores
+var errNoImage = problem(kindInvalid, "The request holds no image.")
+
+// encode preprocesses the images, runs them through the batcher and stores
 // their posteriors.
-func (s *Server) encode(ctx context.Context, b *encoder.Batcher, q *request) ([]encoder.Result, error) {
-	if len(q.images) == 0 {
-		return nil, problem(kindInvalid, "The request holds no image.")
+func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]encoder.Result, error) {
+	if len(in.images) == 0 {
+		return nil, errNoImage
 	}
 	m := b.Model()
-	inputs := make([]encoder.Input, len(q.images))
-	for i, img := range q.images {
-		in, err := m.Preprocess(img, s.cfg.MaxPixels, q.invert)
+	inputs := make([]encoder.Input, len(in.images))
+	for i, img := range in.images {
+		x, err := m.Preprocess(img, s.cfg.MaxPixels, in.invert)
 		if err != nil {
-			return nil, imageError(i, len(q.images), err)
+			return nil, imageError(i, len(in.images), err)
 		}
-		inputs[i] = in
+		inputs[i] = x
 	}
 	res, err := b.Encode(ctx, inputs)
 	switch {
 	case errors.Is(err, encoder.ErrQueueFull):
-		p := problem(kindOverloaded, "The encoder queue is full; retry after the indicated delay.")
-		p.retryAfter = 1
-		return nil, p
+		return nil, retryable(kindOverloaded, "The encoder queue is full; retry after the indicated delay.", 1)
 	case errors.Is(err, encoder.ErrClosed):
-		p := problem(kindNotReady, "The server is shutting down.")
-		p.retryAfter = 5
-		return nil, p
+		return nil, retryable(kindNotReady, "The server is shutting down.", 5)
 	case errors.Is(err, context.DeadlineExceeded):
 		return nil, problem(kindTimeout, "The request did not finish within the server's time limit.")
 	case err != nil:

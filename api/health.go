@@ -25,9 +25,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	h := Health{Status: "ready", Model: s.batcher.Load() != nil, Index: s.index.Load() != nil}
 	if !h.Model || !h.Index {
-		p := problem(kindNotReady, "The model or the reference index is still loading.")
-		p.retryAfter = 1
-		return p
+		return retryable(kindNotReady, "The model or the reference index is still loading.", 1)
 	}
 	writeJSON(w, http.StatusOK, h)
 	return nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/encoder"
+	"github.com/cebm/cebm/reference"
 	"github.com/cebm/cebm/train"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -97,11 +98,13 @@ func newTestServer(t testing.TB, path string, nRef int, cfg Config) (*Server, *e
 	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.SetModel(m)
 	set := fixture.train
-	ix, err := BuildIndex(context.Background(), m, Reference{Name: "test", Images: set.Images[:nRef*784], Labels: set.Labels[:nRef]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ix, err := reference.Build(context.Background(), m, reference.Set{Name: "test", Images: set.Images[:nRef*784], Labels: set.Labels[:nRef]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetIndex(ix)
+	if err := s.SetIndex(ix); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { s.Close(); m.Close() })
 	return s, m
 }

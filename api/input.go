@@ -16,81 +16,233 @@ import (
 	"github.com/cebm/cebm/encoder"
 )
 
-// request is what a POST body (raw image, multipart or JSON) and the query
-// string ask for.
-type request struct {
+// Each POST endpoint has its own request type. A body is a raw image, a
+// multipart form or JSON (openapi.yaml: ImagesJSON, ClassifyJSON,
+// ItemsJSON); readRequest reads any of the three into any request type.
+
+// upload is what every POST endpoint takes: the uploaded images and
+// whether to invert their grey levels.
+type upload struct {
 	images [][]byte
 	invert encoder.Invert
-	k      int // 0 when not given
-	labels []string
-	// JSON only, /classify-knn
+}
+
+// encodeRequest is POST /encode.
+type encodeRequest struct {
+	upload
+}
+
+// classifyRequest is POST /classify-knn: images, the id of a stored
+// posterior, or a posterior mean; and k.
+type classifyRequest struct {
+	upload
+	k    int // 0 when not given
 	id   string
 	mean []float32
 }
 
-// jsonBody is the JSON form of /encode, /classify-knn and /index/items.
-type jsonBody struct {
-	Image  string          `json:"image"`
-	Images []string        `json:"images"`
-	Invert json.RawMessage `json:"invert"`
-	K      *int            `json:"k"`
-	ID     string          `json:"id"`
-	Mean   []float32       `json:"mean"`
-	Label  json.RawMessage `json:"label"`
-	Items  []struct {
-		Image string          `json:"image"`
-		Label json.RawMessage `json:"label"`
-	} `json:"items"`
+// addItemsRequest is POST /index/items: images with a label each.
+type addItemsRequest struct {
+	upload
+	labels []string
 }
+
+// request is implemented by the request types.
+type request interface {
+	input() *upload
+	// field sets a query parameter or a multipart field other than invert
+	// and the images, or refuses it.
+	field(name, value string) error
+	// decodeJSON reads a JSON body into the request; dec refuses unknown
+	// fields.
+	decodeJSON(dec *json.Decoder, s *Server) error
+}
+
+func (q *upload) input() *upload { return q }
+
+func (q *encodeRequest) field(name, _ string) error {
+	return problem(kindInvalid, fmt.Sprintf("POST /encode takes images and invert only, not %q.", name))
+}
+
+func (q *classifyRequest) field(name, v string) error {
+	if name != "k" {
+		return problem(kindInvalid, fmt.Sprintf("POST /classify-knn takes no %q.", name))
+	}
+	k, err := strconv.Atoi(v)
+	if err != nil || k < 1 {
+		return errBadK
+	}
+	q.k = k
+	return nil
+}
+
+func (q *addItemsRequest) field(name, v string) error {
+	if name != "label" {
+		return problem(kindInvalid, fmt.Sprintf("POST /index/items takes labelled images only, not %q.", name))
+	}
+	q.labels = append(q.labels, v)
+	return nil
+}
+
+// jsonImages are the image fields of every JSON body.
+type jsonImages struct {
+	Image  string     `json:"image"`
+	Images []string   `json:"images"`
+	Invert jsonInvert `json:"invert"`
+}
+
+func (q *encodeRequest) decodeJSON(dec *json.Decoder, s *Server) error {
+	var j jsonImages
+	if err := decodeJSON(dec, &j); err != nil {
+		return err
+	}
+	return s.addBase64(&q.upload, j.Invert, append(optional(j.Image), j.Images...))
+}
+
+func (q *classifyRequest) decodeJSON(dec *json.Decoder, s *Server) error {
+	var j struct {
+		jsonImages
+		ID   string    `json:"id"`
+		Mean []float32 `json:"mean"`
+		K    *int      `json:"k"`
+	}
+	if err := decodeJSON(dec, &j); err != nil {
+		return err
+	}
+	if j.K != nil {
+		if *j.K < 1 {
+			return errBadK
+		}
+		q.k = *j.K
+	}
+	q.id, q.mean = j.ID, j.Mean
+	return s.addBase64(&q.upload, j.Invert, append(optional(j.Image), j.Images...))
+}
+
+func (q *addItemsRequest) decodeJSON(dec *json.Decoder, s *Server) error {
+	type item struct {
+		Image string     `json:"image"`
+		Label *jsonLabel `json:"label"`
+	}
+	var j struct {
+		item
+		Items  []item     `json:"items"`
+		Invert jsonInvert `json:"invert"`
+	}
+	if err := decodeJSON(dec, &j); err != nil {
+		return err
+	}
+	all := j.Items
+	if j.Image != "" || j.Label != nil {
+		all = append([]item{j.item}, all...)
+	}
+	var imgs []string
+	for _, it := range all {
+		if it.Label == nil {
+			return errBadLabel
+		}
+		q.labels = append(q.labels, string(*it.Label))
+		imgs = append(imgs, it.Image)
+	}
+	return s.addBase64(&q.upload, j.Invert, imgs)
+}
+
+var (
+	errBadK      = problem(kindInvalid, "k must be a positive integer.")
+	errBadInvert = problem(kindInvalid, "invert must be auto, true or false.")
+	errBadLabel  = problem(kindInvalid, "A label must be a class index or a class name.")
+)
 
 // maxFieldBytes bounds a multipart form field that is not an image.
 const maxFieldBytes = 1 << 10
 
-// readRequest parses r's body by its Content-Type, and the query
-// parameters invert, k and label.
-func (s *Server) readRequest(r *http.Request) (*request, error) {
-	q := &request{}
-	if err := q.setField("invert", r.URL.Query().Get("invert")); err != nil {
-		return nil, err
+// readRequest reads r into q: the query parameters invert, k and label,
+// then the body by its Content-Type.
+func (s *Server) readRequest(r *http.Request, q request) error {
+	in := q.input()
+	if err := in.setInvert(r.URL.Query().Get("invert")); err != nil {
+		return err
 	}
-	if v := r.URL.Query().Get("k"); v != "" {
-		if err := q.setField("k", v); err != nil {
-			return nil, err
+	for _, name := range []string{"k", "label"} {
+		if v := r.URL.Query().Get(name); v != "" {
+			if err := q.field(name, v); err != nil {
+				return err
+			}
 		}
-	}
-	if v := r.URL.Query().Get("label"); v != "" {
-		q.labels = append(q.labels, v)
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return nil, problem(kindMediaType, "Set Content-Type: image/png, image/jpeg, multipart/form-data or application/json.")
+		return problem(kindMediaType, "Set Content-Type: image/png, image/jpeg, multipart/form-data or application/json.")
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return nil, problem(kindMediaType, "The Content-Type header cannot be parsed.")
+		return problem(kindMediaType, "The Content-Type header cannot be parsed.")
 	}
 	switch mt {
 	case "image/png", "image/jpeg":
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
-			return nil, bodyError(err)
+			return bodyError(err)
 		}
-		q.images = append(q.images, b)
+		return s.addImage(in, b)
 	case "multipart/form-data":
-		if err := s.readMultipart(r.Body, params["boundary"], q); err != nil {
-			return nil, err
-		}
+		return s.readMultipart(r.Body, params["boundary"], q)
 	case "application/json":
-		if err := s.readJSON(r.Body, q); err != nil {
-			return nil, err
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := q.decodeJSON(dec, s); err != nil {
+			return err
 		}
-	default:
-		return nil, problem(kindMediaType, "Send image/png, image/jpeg, multipart/form-data or application/json, not "+mt+".")
+		if dec.More() {
+			return problem(kindInvalid, "The JSON body holds more than one value.")
+		}
+		return nil
 	}
-	if len(q.images) > s.cfg.MaxParts {
-		return nil, problem(kindTooLarge, fmt.Sprintf("At most %d images per request.", s.cfg.MaxParts))
+	return problem(kindMediaType, "Send image/png, image/jpeg, multipart/form-data or application/json, not "+mt+".")
+}
+
+// tooManyImages is the problem of a request over the image limit.
+func (s *Server) tooManyImages() error {
+	return problem(kindTooLarge, fmt.Sprintf("At most %d images per request.", s.cfg.MaxParts))
+}
+
+// addImage appends one image, or refuses it past the limit.
+func (s *Server) addImage(in *upload, b []byte) error {
+	if len(in.images) >= s.cfg.MaxParts {
+		return s.tooManyImages()
 	}
-	return q, nil
+	in.images = append(in.images, b)
+	return nil
+}
+
+// addBase64 sets invert (when given) and appends the base64 images of a
+// JSON body.
+func (s *Server) addBase64(in *upload, inv jsonInvert, all []string) error {
+	if inv.set {
+		in.invert = inv.v
+	}
+	if len(all) > s.cfg.MaxParts {
+		return s.tooManyImages()
+	}
+	for i, e := range all {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(e))
+		if err != nil || len(b) == 0 {
+			return problem(kindInvalid, fmt.Sprintf("Image %d is not valid base64.", i))
+		}
+		if err := s.addImage(in, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (in *upload) setInvert(v string) error {
+	inv, err := encoder.ParseInvert(v)
+	if err != nil {
+		return errBadInvert
+	}
+	in.invert = inv
+	return nil
 }
 
 // bodyError maps a body read error: too large → 413, else 400.
@@ -102,55 +254,34 @@ func bodyError(err error) error {
 	return problem(kindInvalid, "The request body could not be read.")
 }
 
-func (q *request) setField(name, v string) error {
-	switch name {
-	case "invert":
-		inv, err := encoder.ParseInvert(v)
-		if err != nil {
-			return problem(kindInvalid, "invert must be auto, true or false.")
-		}
-		q.invert = inv
-	case "k":
-		k, err := strconv.Atoi(v)
-		if err != nil || k < 1 {
-			return problem(kindInvalid, "k must be a positive integer.")
-		}
-		q.k = k
-	case "label":
-		q.labels = append(q.labels, v)
-	default:
-		return problem(kindInvalid, fmt.Sprintf("Unknown form field %q.", name))
-	}
-	return nil
-}
-
-func (s *Server) readMultipart(body io.Reader, boundary string, q *request) error {
+// readMultipart reads the parts of a form: files (or parts named image or
+// images, or typed image/*) are images, the rest are fields.
+func (s *Server) readMultipart(body io.Reader, boundary string, q request) error {
 	if boundary == "" {
 		return problem(kindInvalid, "The multipart Content-Type has no boundary.")
 	}
+	in := q.input()
 	mr := multipart.NewReader(body, boundary)
 	for parts := 0; ; parts++ {
 		p, err := mr.NextPart()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
 			return multipartError(err)
 		}
 		if parts >= s.cfg.MaxParts+8 {
-			return problem(kindTooLarge, fmt.Sprintf("At most %d images per request.", s.cfg.MaxParts))
+			return s.tooManyImages()
 		}
 		name := p.FormName()
-		isImage := p.FileName() != "" || strings.HasPrefix(p.Header.Get("Content-Type"), "image/") || name == "image" || name == "images"
-		if isImage {
-			if len(q.images) >= s.cfg.MaxParts {
-				return problem(kindTooLarge, fmt.Sprintf("At most %d images per request.", s.cfg.MaxParts))
-			}
+		if p.FileName() != "" || strings.HasPrefix(p.Header.Get("Content-Type"), "image/") || name == "image" || name == "images" {
 			b, err := io.ReadAll(p)
 			if err != nil {
 				return multipartError(err)
 			}
-			q.images = append(q.images, b)
+			if err := s.addImage(in, b); err != nil {
+				return err
+			}
 			continue
 		}
 		b, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
@@ -160,11 +291,18 @@ func (s *Server) readMultipart(body io.Reader, boundary string, q *request) erro
 		if len(b) > maxFieldBytes {
 			return problem(kindInvalid, fmt.Sprintf("Form field %q is too long.", name))
 		}
-		if err := q.setField(name, string(b)); err != nil {
+		switch name {
+		case "invert":
+			err = in.setInvert(string(b))
+		case "k", "label":
+			err = q.field(name, string(b))
+		default:
+			err = problem(kindInvalid, fmt.Sprintf("Unknown form field %q.", name))
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
 func multipartError(err error) error {
@@ -175,87 +313,77 @@ func multipartError(err error) error {
 	return problem(kindInvalid, "The multipart body is malformed.")
 }
 
-func (s *Server) readJSON(body io.Reader, q *request) error {
-	var j jsonBody
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return bodyError(err)
-		}
-		return problem(kindInvalid, "The JSON body is malformed or has unknown fields.")
+// decodeJSON decodes one JSON value into v; a problem from a field's
+// UnmarshalJSON is answered as it is.
+func decodeJSON(dec *json.Decoder, v any) error {
+	err := dec.Decode(v)
+	var p *Problem
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &mbe):
+		return bodyError(err)
 	}
-	if dec.More() {
-		return problem(kindInvalid, "The JSON body holds more than one value.")
+	return problem(kindInvalid, "The JSON body is malformed or has unknown fields.")
+}
+
+// optional is s as a list: none when empty.
+func optional(s string) []string {
+	if s == "" {
+		return nil
 	}
-	if len(j.Invert) > 0 {
-		var v any
-		_ = json.Unmarshal(j.Invert, &v)
-		switch v := v.(type) {
-		case string:
-			if err := q.setField("invert", v); err != nil {
-				return err
-			}
-		case bool:
-			if err := q.setField("invert", strconv.FormatBool(v)); err != nil {
-				return err
-			}
-		default:
-			return problem(kindInvalid, "invert must be auto, true or false.")
-		}
+	return []string{s}
+}
+
+// jsonInvert is invert in JSON: "auto", "true", "false" (as ParseInvert
+// reads them) or a boolean.
+type jsonInvert struct {
+	v   encoder.Invert
+	set bool
+}
+
+func (j *jsonInvert) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return errBadInvert
 	}
-	if j.K != nil {
-		if *j.K < 1 {
-			return problem(kindInvalid, "k must be a positive integer.")
-		}
-		q.k = *j.K
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case bool:
+		s = strconv.FormatBool(v)
+	default:
+		return errBadInvert
 	}
-	q.id, q.mean = j.ID, j.Mean
-	all := j.Images
-	if j.Image != "" {
-		all = append([]string{j.Image}, all...)
+	inv, err := encoder.ParseInvert(s)
+	if err != nil {
+		return errBadInvert
 	}
-	if len(j.Label) > 0 {
-		l, err := jsonLabel(j.Label)
-		if err != nil {
-			return err
-		}
-		q.labels = append(q.labels, l)
-	}
-	for _, it := range j.Items {
-		all = append(all, it.Image)
-		l, err := jsonLabel(it.Label)
-		if err != nil {
-			return err
-		}
-		q.labels = append(q.labels, l)
-	}
-	if len(all) > s.cfg.MaxParts {
-		return problem(kindTooLarge, fmt.Sprintf("At most %d images per request.", s.cfg.MaxParts))
-	}
-	for i, e := range all {
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(e))
-		if err != nil || len(b) == 0 {
-			return problem(kindInvalid, fmt.Sprintf("Image %d is not valid base64.", i))
-		}
-		q.images = append(q.images, b)
-	}
+	*j = jsonInvert{inv, true}
 	return nil
 }
 
-// jsonLabel reads a label given as a class index or a class name.
-func jsonLabel(raw json.RawMessage) (string, error) {
+// jsonLabel is a label in JSON: a class index or a class name, kept as
+// text for parseLabel.
+type jsonLabel string
+
+func (l *jsonLabel) UnmarshalJSON(b []byte) error {
 	var v any
-	d := json.NewDecoder(bytes.NewReader(raw))
+	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	if err := d.Decode(&v); err == nil {
 		switch v := v.(type) {
 		case string:
-			return v, nil
+			*l = jsonLabel(v)
+			return nil
 		case json.Number:
-			return v.String(), nil
+			*l = jsonLabel(v.String())
+			return nil
 		}
 	}
-	return "", problem(kindInvalid, "A label must be a class index or a class name.")
+	return errBadLabel
 }

@@ -43,35 +43,40 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(m.requests, m.latency, m.batchSize, m.batchTime,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "cebm_queue_depth", Help: "Requests waiting for the encoder.",
-		}, func() float64 {
-			if b := s.batcher.Load(); b != nil {
-				return float64(b.QueueLen())
-			}
-			return 0
-		}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "cebm_index_items", Help: "Items in the reference index.",
-		}, func() float64 {
-			if ix := s.index.Load(); ix != nil {
-				return float64(ix.Len())
-			}
-			return 0
-		}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "cebm_posterior_store_items", Help: "Posteriors kept for GET /posterior/{id}.",
-		}, func() float64 { return float64(s.store.Len()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "cebm_ready", Help: "1 once the model and the index are loaded.",
-		}, func() float64 {
-			if s.Ready() {
-				return 1
-			}
-			return 0
-		}),
+		gauge("cebm_queue_depth", "Requests waiting for the encoder.", s.queueDepth),
+		gauge("cebm_index_items", "Items in the reference index.", s.indexItems),
+		gauge("cebm_posterior_store_items", "Posteriors kept for GET /posterior/{id}.", func() float64 { return float64(s.store.Len()) }),
+		gauge("cebm_ready", "1 once the model and the index are loaded.", func() float64 { return boolGauge(s.Ready()) }),
 	)
 	return m
+}
+
+// gauge is a gauge whose value f reads at each scrape.
+func gauge(name, help string, f func() float64) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+}
+
+func boolGauge(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// queueDepth is the batcher's queue length (0 before the model loads).
+func (s *Server) queueDepth() float64 {
+	if b := s.batcher.Load(); b != nil {
+		return float64(b.QueueLen())
+	}
+	return 0
+}
+
+// indexItems is the index's size (0 before it is built).
+func (s *Server) indexItems() float64 {
+	if ix := s.index.Load(); ix != nil {
+		return float64(ix.Len())
+	}
+	return 0
 }
 
 func (m *metrics) handler() http.Handler {

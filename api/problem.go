@@ -27,20 +27,32 @@ type Problem struct {
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
 
 // Problem kinds: the type suffix, title and status of each.
+
+// The request is wrong: the client must change it.
 var (
 	kindInvalid      = kind{"invalid-request", "Invalid request", http.StatusBadRequest}
 	kindBadImage     = kind{"undecodable-image", "Image cannot be decoded", http.StatusBadRequest}
 	kindUnauthorized = kind{"unauthorized", "Missing or wrong API key", http.StatusUnauthorized}
-	kindNotFound     = kind{"not-found", "No such resource", http.StatusNotFound}
-	kindUnknownID    = kind{"unknown-id", "Unknown or evicted posterior id", http.StatusNotFound}
-	kindMethod       = kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
 	kindTooLarge     = kind{"too-large", "Request or image too large", http.StatusRequestEntityTooLarge}
 	kindMediaType    = kind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}
-	kindOverloaded   = kind{"overloaded", "Too many requests queued", http.StatusTooManyRequests}
-	kindInternal     = kind{"internal", "Internal error", http.StatusInternalServerError}
-	kindNotReady     = kind{"not-ready", "Service not ready", http.StatusServiceUnavailable}
-	kindTimeout      = kind{"timeout", "Request took too long", http.StatusServiceUnavailable}
 )
+
+// There is nothing at the path, with that method or with that id.
+var (
+	kindNotFound  = kind{"not-found", "No such resource", http.StatusNotFound}
+	kindUnknownID = kind{"unknown-id", "Unknown or evicted posterior id", http.StatusNotFound}
+	kindMethod    = kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
+)
+
+// The server cannot answer now; the same request may work later.
+var (
+	kindOverloaded = kind{"overloaded", "Too many requests queued", http.StatusTooManyRequests}
+	kindNotReady   = kind{"not-ready", "Service not ready", http.StatusServiceUnavailable}
+	kindTimeout    = kind{"timeout", "Request took too long", http.StatusServiceUnavailable}
+)
+
+// The server failed.
+var kindInternal = kind{"internal", "Internal error", http.StatusInternalServerError}
 
 type kind struct {
 	slug, title string
@@ -51,6 +63,14 @@ type kind struct {
 // the client.
 func problem(k kind, detail string) *Problem {
 	return &Problem{Type: ProblemBase + k.slug, Title: k.title, Status: k.status, Detail: detail}
+}
+
+// retryable is a problem (429 or 503) that the client may retry after the
+// given number of seconds; the answer carries Retry-After.
+func retryable(k kind, detail string, seconds int) *Problem {
+	p := problem(k, detail)
+	p.retryAfter = seconds
+	return p
 }
 
 // writeProblem answers with err: a *Problem as it is, anything else as a

@@ -5,6 +5,8 @@
 package api
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -96,8 +98,20 @@ func (s *Server) SetModel(m *encoder.Model) {
 	}
 }
 
-// SetIndex sets the reference index; its model digest must be the model's.
-func (s *Server) SetIndex(ix *index.Index) { s.index.Store(ix) }
+// SetIndex sets the reference index. It refuses an index whose model
+// digest is not the served model's (its vectors would be another model's
+// latents), and any index before SetModel.
+func (s *Server) SetIndex(ix *index.Index) error {
+	b := s.batcher.Load()
+	if b == nil {
+		return errors.New("api: SetIndex before SetModel")
+	}
+	if got, want := ix.ModelDigest(), b.Model().Digest; got != want {
+		return fmt.Errorf("api: the index was built with model %q, the server serves %q", got, want)
+	}
+	s.index.Store(ix)
+	return nil
+}
 
 // Ready reports whether the model and the index are loaded.
 func (s *Server) Ready() bool { return s.batcher.Load() != nil && s.index.Load() != nil }
@@ -112,28 +126,23 @@ func (s *Server) Close() {
 
 // model returns the batcher, or a 503 problem while the model loads.
 func (s *Server) model() (*encoder.Batcher, error) {
-	b := s.batcher.Load()
-	if b == nil {
-		p := problem(kindNotReady, "The model is still loading.")
-		p.retryAfter = 5
-		return nil, p
+	if b := s.batcher.Load(); b != nil {
+		return b, nil
 	}
-	return b, nil
+	return nil, retryable(kindNotReady, "The model is still loading.", 5)
 }
 
 // reference returns the index, or a 503 problem while it is built.
 func (s *Server) reference() (*index.Index, error) {
-	ix := s.index.Load()
-	if ix == nil {
-		p := problem(kindNotReady, "The reference index is still being built.")
-		p.retryAfter = 5
-		return nil, p
+	if ix := s.index.Load(); ix != nil {
+		return ix, nil
 	}
-	return ix, nil
+	return nil, retryable(kindNotReady, "The reference index is still being built.", 5)
 }
 
-// modelAndIndex returns both, or the 503 problem of whichever is missing.
-func (s *Server) modelAndIndex() (*encoder.Batcher, *index.Index, error) {
+// readWithIndex returns the batcher and the index, or the 503 problem of
+// whichever is missing, and then reads r into q.
+func (s *Server) readWithIndex(r *http.Request, q request) (*encoder.Batcher, *index.Index, error) {
 	b, err := s.model()
 	if err != nil {
 		return nil, nil, err
@@ -142,5 +151,5 @@ func (s *Server) modelAndIndex() (*encoder.Batcher, *index.Index, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return b, ix, nil
+	return b, ix, s.readRequest(r, q)
 }

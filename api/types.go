@@ -2,10 +2,26 @@ package api
 
 import "github.com/cebm/cebm/encoder"
 
-// NaturalParams are a Gaussian's natural parameters (η1, η2) per dimension.
-type NaturalParams struct {
-	Eta1 []float32 `json:"eta1"`
-	Eta2 []float32 `json:"eta2"`
+// The JSON answers of the endpoints, each followed by its parts.
+
+// EncodeResponse answers POST /encode: one posterior per image, in order.
+type EncodeResponse struct {
+	Model   string      `json:"model"`
+	Results []Posterior `json:"results"`
+}
+
+// Posterior is one image's posterior p(z | x): natural parameters
+// λ + t_θ(x), mean, variance and energy E_θ(x). For GMM-CEBM the top-level
+// fields are those of the most probable component.
+type Posterior struct {
+	ID               string         `json:"id"`
+	Energy           float64        `json:"energy"`
+	NaturalParams    *NaturalParams `json:"natural_params,omitempty"`
+	Mean             []float32      `json:"mean"`                       // IGEBM: its feature
+	Variance         []float32      `json:"variance,omitempty"`         // not for IGEBM
+	Responsibilities []float64      `json:"responsibilities,omitempty"` // GMM-CEBM: p(y = k | x)
+	Components       []Component    `json:"components,omitempty"`       // GMM-CEBM
+	Inverted         bool           `json:"inverted"`                   // whether the grey levels were flipped
 }
 
 // Component is one mixture component's posterior p(z | x, y = k).
@@ -16,24 +32,33 @@ type Component struct {
 	Variance       []float32     `json:"variance"`
 }
 
-// Posterior is one image's posterior p(z | x): natural parameters
-// λ + t_θ(x), mean, variance and energy E_θ(x). For GMM-CEBM the top-level
-// fields are those of the most probable component.
-type Posterior struct {
-	ID               string         `json:"id"`
-	Energy           float64        `json:"energy"`
-	NaturalParams    *NaturalParams `json:"natural_params,omitempty"`
-	Mean             []float32      `json:"mean"`
-	Variance         []float32      `json:"variance,omitempty"`
-	Responsibilities []float64      `json:"responsibilities,omitempty"`
-	Components       []Component    `json:"components,omitempty"`
-	Inverted         bool           `json:"inverted"`
+// NaturalParams are a Gaussian's natural parameters (η1, η2) per dimension.
+type NaturalParams struct {
+	Eta1 []float32 `json:"eta1"`
+	Eta2 []float32 `json:"eta2"`
 }
 
-// EncodeResponse answers POST /encode: one posterior per image, in order.
-type EncodeResponse struct {
-	Model   string      `json:"model"`
-	Results []Posterior `json:"results"`
+// ClassifyResponse answers POST /classify-knn.
+type ClassifyResponse struct {
+	K       int              `json:"k"`
+	Results []Classification `json:"results"`
+}
+
+// Classification is the k-NN answer for one query.
+type Classification struct {
+	ID        string     `json:"id,omitempty"`
+	Label     int        `json:"label"`
+	Class     string     `json:"class,omitempty"`
+	Votes     []Vote     `json:"votes"`     // most first
+	Neighbors []Neighbor `json:"neighbors"` // nearest first
+	Inverted  bool       `json:"inverted"`
+}
+
+// Vote is how many of the k neighbours carry one label.
+type Vote struct {
+	Label int    `json:"label"`
+	Class string `json:"class,omitempty"`
+	Count int    `json:"count"`
 }
 
 // Neighbor is one reference item near the query.
@@ -44,29 +69,6 @@ type Neighbor struct {
 	Distance float32 `json:"distance"`
 }
 
-// Vote is how many of the k neighbours carry one label.
-type Vote struct {
-	Label int    `json:"label"`
-	Class string `json:"class,omitempty"`
-	Count int    `json:"count"`
-}
-
-// Classification is the k-NN answer for one query.
-type Classification struct {
-	ID        string     `json:"id,omitempty"`
-	Label     int        `json:"label"`
-	Class     string     `json:"class,omitempty"`
-	Votes     []Vote     `json:"votes"`
-	Neighbors []Neighbor `json:"neighbors"`
-	Inverted  bool       `json:"inverted"`
-}
-
-// ClassifyResponse answers POST /classify-knn.
-type ClassifyResponse struct {
-	K       int              `json:"k"`
-	Results []Classification `json:"results"`
-}
-
 // AddItemsResponse answers POST /index/items.
 type AddItemsResponse struct {
 	Added     int      `json:"added"`
@@ -75,16 +77,16 @@ type AddItemsResponse struct {
 	IndexSize int      `json:"index_size"`
 }
 
+// ModelsResponse lists the served models (one).
+type ModelsResponse struct {
+	Models []ModelInfo `json:"models"`
+}
+
 // ModelInfo answers GET /models.
 type ModelInfo struct {
 	encoder.Meta
 	PriorComponents int `json:"prior_components"`
 	IndexItems      int `json:"index_items"`
-}
-
-// ModelsResponse lists the served models (one).
-type ModelsResponse struct {
-	Models []ModelInfo `json:"models"`
 }
 
 // Health answers /healthz and /readyz.

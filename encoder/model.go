@@ -5,36 +5,26 @@
 package encoder
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"strconv"
 	"sync"
 
 	"github.com/cebm/cebm/internal/expfam"
+	"github.com/cebm/cebm/internal/modelfile"
 	"github.com/cebm/cebm/internal/ort"
 	onnx "github.com/yalue/onnxruntime_go"
 )
 
-// Meta is what an exported model says about itself (its metadata_props).
+// Meta is what an exported model says about itself (package modelfile),
+// and which file it is.
 type Meta struct {
-	Kind       string          `json:"kind"` // cebm, gmm-cebm, igebm
-	LatentDim  int             `json:"latent_dim"`
-	InputShape [3]int          `json:"input_shape"` // C, H, W
-	Scaling    string          `json:"input_scaling"`
-	Polarity   string          `json:"input_polarity,omitempty"`
-	Classes    []string        `json:"classes"`
-	Dataset    string          `json:"dataset"`
-	Steps      int             `json:"steps"`
-	WallTime   float64         `json:"wall_time_s"`
-	Config     json.RawMessage `json:"config,omitempty"`
-	Digest     string          `json:"digest"` // sha256 of the .onnx file
-	Path       string          `json:"-"`
-
-	Prior expfam.Mixture `json:"-"` // one component for CEBM, K for GMM-CEBM
+	modelfile.Meta
+	Digest string `json:"digest"` // sha256 of the .onnx file
+	Path   string `json:"-"`
 }
 
 // Model is a loaded encoder. Its session is shared by all goroutines.
@@ -63,17 +53,13 @@ func Load(path string, threads int) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	meta, err := readMeta(b)
+	sum := sha256.Sum256(b)
+	mf, err := readMeta(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	sum := sha256.Sum256(b)
-	meta.Digest = hex.EncodeToString(sum[:])
-	meta.Path = path
-	outs := []string{"t1", "t2", "energy"}
-	if meta.Kind == "igebm" {
-		outs = []string{"feature", "energy"}
-	}
+	meta := Meta{Meta: mf, Digest: hex.EncodeToString(sum[:]), Path: path}
+	outs := meta.Kind.Outputs()
 	if threads <= 0 {
 		threads = ort.Threads()
 	}
@@ -82,7 +68,7 @@ func Load(path string, threads int) (*Model, error) {
 		return nil, err
 	}
 	defer so.Destroy()
-	s, err := onnx.NewDynamicAdvancedSessionWithONNXData(b, []string{"x"}, outs, so)
+	s, err := onnx.NewDynamicAdvancedSessionWithONNXData(b, []string{modelfile.Input}, outs, so)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -92,63 +78,24 @@ func Load(path string, threads int) (*Model, error) {
 // Close releases the session.
 func (m *Model) Close() { m.sess.Destroy() }
 
-func readMeta(model []byte) (Meta, error) {
+// readMeta decodes the metadata_props of an ONNX model.
+func readMeta(model []byte) (modelfile.Meta, error) {
 	md, err := onnx.GetModelMetadataWithONNXData(model)
 	if err != nil {
-		return Meta{}, err
+		return modelfile.Meta{}, err
 	}
 	defer md.Destroy()
-	get := func(k string) string {
-		v, _, _ := md.LookupCustomMetadataMap(k)
-		return v
+	keys, err := md.GetCustomMetadataMapKeys()
+	if err != nil {
+		return modelfile.Meta{}, err
 	}
-	var m Meta
-	m.Kind = get("kind")
-	switch m.Kind {
-	case "cebm", "gmm-cebm", "igebm":
-	case "":
-		return m, fmt.Errorf("not a cebm model: no 'kind' in its metadata")
-	default:
-		return m, fmt.Errorf("unknown model kind %q", m.Kind)
-	}
-	var shape []int
-	if err := json.Unmarshal([]byte(get("input_shape")), &shape); err != nil || len(shape) != 3 {
-		return m, fmt.Errorf("bad input_shape metadata %q", get("input_shape"))
-	}
-	copy(m.InputShape[:], shape)
-	if m.LatentDim, err = strconv.Atoi(get("latent_dim")); err != nil || m.LatentDim < 1 {
-		return m, fmt.Errorf("bad latent_dim metadata %q", get("latent_dim"))
-	}
-	if s := get("classes"); s != "" {
-		if err := json.Unmarshal([]byte(s), &m.Classes); err != nil {
-			return m, fmt.Errorf("bad classes metadata: %w", err)
+	kv := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if kv[k], _, err = md.LookupCustomMetadataMap(k); err != nil {
+			return modelfile.Meta{}, err
 		}
 	}
-	m.Scaling, m.Polarity, m.Dataset = get("input_scaling"), get("input_polarity"), get("dataset")
-	m.Steps, _ = strconv.Atoi(get("steps"))
-	m.WallTime, _ = strconv.ParseFloat(get("wall_time_s"), 64)
-	if c := get("config"); c != "" && json.Valid([]byte(c)) {
-		m.Config = json.RawMessage(c)
-	}
-	if m.Kind == "igebm" {
-		return m, nil
-	}
-	var prior []struct{ Eta1, Eta2 []float64 }
-	if err := json.Unmarshal([]byte(get("prior")), &prior); err != nil || len(prior) == 0 {
-		return m, fmt.Errorf("bad prior metadata")
-	}
-	for k, p := range prior {
-		if len(p.Eta1) != m.LatentDim || len(p.Eta2) != m.LatentDim {
-			return m, fmt.Errorf("prior component %d has the wrong dimension", k)
-		}
-		for _, v := range p.Eta2 {
-			if !(v < 0) {
-				return m, fmt.Errorf("prior component %d has η2 ≥ 0", k)
-			}
-		}
-		m.Prior = append(m.Prior, expfam.Gaussian{Eta1: p.Eta1, Eta2: p.Eta2})
-	}
-	return m, nil
+	return modelfile.Decode(kv)
 }
 
 // InputSize is C·H·W.
@@ -176,13 +123,13 @@ func (m *Model) Run(x []float32, n int) (Output, error) {
 		d := append([]float32(nil), t.GetData()...)
 		t.Destroy()
 		switch name {
-		case "t1":
+		case modelfile.OutputT1:
 			res.T1 = d
-		case "t2":
+		case modelfile.OutputT2:
 			res.T2 = d
-		case "feature":
+		case modelfile.OutputFeature:
 			res.Feature = d
-		case "energy":
+		case modelfile.OutputEnergy:
 			res.Energy = d
 		}
 	}
@@ -232,21 +179,21 @@ func (p Posterior) MAP() int {
 // the most probable component for GMM-CEBM), or IGEBM's feature.
 func (m *Model) Latent(o Output, i int, dst []float32) {
 	d := m.LatentDim
-	if m.Kind == "igebm" {
+	if m.Kind == modelfile.IGEBM {
 		copy(dst, o.Feature[i*d:(i+1)*d])
 		return
 	}
 	p := m.Posterior(o, i)
-	c := p.Components[p.MAP()]
-	for j := 0; j < d; j++ {
-		dst[j] = float32(-c.Eta1[j] / (2 * c.Eta2[j]))
+	for j, v := range p.Components[p.MAP()].Mean() {
+		dst[j] = float32(v)
 	}
 }
 
 // Latents encodes a whole set in batches and returns its latents [n, D].
 // When the session uses fewer threads than there are cores, batches run
-// concurrently so that every core works.
-func (m *Model) Latents(x []float32, n, batch int) ([]float32, error) {
+// concurrently so that every core works. It stops with ctx's error after
+// the batches under way when ctx ends.
+func (m *Model) Latents(ctx context.Context, x []float32, n, batch int) ([]float32, error) {
 	per, d := m.InputSize(), m.LatentDim
 	out := make([]float32, n*d)
 	starts := make(chan int)
@@ -272,11 +219,14 @@ func (m *Model) Latents(x []float32, n, batch int) ([]float32, error) {
 			}
 		}()
 	}
-	for s := 0; s < n; s += batch {
+	for s := 0; s < n && ctx.Err() == nil; s += batch {
 		starts <- s
 	}
 	close(starts)
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case err := <-errs:
 		return nil, err

@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math"
+
+	"github.com/cebm/cebm/internal/expfam"
+	"github.com/cebm/cebm/internal/modelfile"
 )
 
 // ContentID is the content address of a preprocessed input under a model:
@@ -45,22 +48,24 @@ type Result struct {
 	Latent []float32
 }
 
-func component(eta1, eta2 []float64) Component {
-	d := len(eta1)
-	c := Component{make([]float32, d), make([]float32, d), make([]float32, d), make([]float32, d)}
-	for j := range eta1 {
-		c.Eta1[j], c.Eta2[j] = float32(eta1[j]), float32(eta2[j])
-		c.Mean[j] = float32(-eta1[j] / (2 * eta2[j]))
-		c.Variance[j] = float32(-1 / (2 * eta2[j]))
-	}
-	return c
+// component is g in float32, with its mean and variance.
+func component(g expfam.Gaussian) Component {
+	return Component{Eta1: float32s(g.Eta1), Eta2: float32s(g.Eta2), Mean: float32s(g.Mean()), Variance: float32s(g.Variance())}
 }
 
-// Result computes image i's posterior from a run's output (cebm-spec §1:
-// natural parameters λ + t_θ(x), mean −η1/(2η2), variance −1/(2η2)).
+func float32s(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+// Result computes image i's posterior from a run's output: natural
+// parameters λ + t_θ(x), mean and variance (internal/expfam).
 func (m *Model) Result(o Output, i int) Result {
 	d := m.LatentDim
-	if m.Kind == "igebm" {
+	if m.Kind == modelfile.IGEBM {
 		return Result{Energy: float64(o.Energy[i]), Latent: append([]float32(nil), o.Feature[i*d:(i+1)*d]...)}
 	}
 	p := m.Posterior(o, i)
@@ -70,11 +75,11 @@ func (m *Model) Result(o Output, i int) Result {
 		r.Responsibilities = p.Responsibility
 		r.Components = make([]Component, len(p.Components))
 		for k, c := range p.Components {
-			r.Components[k] = component(c.Eta1, c.Eta2)
+			r.Components[k] = component(c)
 		}
 		r.Posterior = r.Components[best]
 	} else {
-		r.Posterior = component(p.Components[0].Eta1, p.Components[0].Eta2)
+		r.Posterior = component(p.Components[0])
 	}
 	r.Latent = r.Posterior.Mean
 	return r

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -61,13 +62,16 @@ func (m *EnergyModel) Close() { m.engine.Close() }
 
 // EnergyGrad returns E(x_i) and ‖∂E/∂x_i‖ (L2 over the image) for the n
 // images of x, in batches.
-func (m *EnergyModel) EnergyGrad(x []float32, batch int) (energy, gradNorm []float64, err error) {
+func (m *EnergyModel) EnergyGrad(ctx context.Context, x []float32, batch int) (energy, gradNorm []float64, err error) {
 	if len(x)%m.per != 0 {
 		return nil, nil, fmt.Errorf("eval: %d values is not a whole number of images of %d", len(x), m.per)
 	}
 	n := len(x) / m.per
 	energy, gradNorm = make([]float64, n), make([]float64, n)
 	for s := 0; s < n; s += batch {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
 		e := min(n, s+batch)
 		en, gx, err := m.engine.EnergyGrad(m.params, x[s*m.per:e*m.per])
 		if err != nil {
@@ -86,13 +90,16 @@ func (m *EnergyModel) EnergyGrad(x []float32, batch int) (energy, gradNorm []flo
 }
 
 // Sample runs n SGLD chains from U(−1, 1) noise for steps steps with the
-// model's own training settings, x ← x − (α/2)·∇E(x) + σ·ε (cebm-spec §3),
+// model's own training settings, x ← x − (α/2)·∇E(x) + σ·ε,
 // and returns the final states.
-func (m *EnergyModel) Sample(n, steps int, seed uint64) ([]float32, error) {
+func (m *EnergyModel) Sample(ctx context.Context, n, steps int, seed uint64) ([]float32, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x5a3))
 	x := UniformNoise(n, m.per, rng)
 	step, noise := float32(m.Config.SGLDStep), m.Config.SGLDNoise
 	for k := 0; k < steps; k++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		_, gx, err := m.engine.EnergyGrad(m.params, x)
 		if err != nil {
 			return nil, err
@@ -132,16 +139,16 @@ type OODSet struct {
 }
 
 // OODScore is AUROC of both scores for one OOD set, in-distribution images
-// as positives (cebm-spec §4).
+// as positives.
 type OODScore struct {
 	NegEnergy   float64 `json:"neg_energy"`    // score −E(x)
 	NegGradNorm float64 `json:"neg_grad_norm"` // score −‖∂E/∂x‖
 }
 
 // OOD scores the in-distribution images in against each OOD set.
-func (m *EnergyModel) OOD(in []float32, sets []OODSet, batch int) (map[string]OODScore, error) {
+func (m *EnergyModel) OOD(ctx context.Context, in []float32, sets []OODSet, batch int) (map[string]OODScore, error) {
 	score := func(x []float32) (negE, negG []float64, err error) {
-		e, g, err := m.EnergyGrad(x, batch)
+		e, g, err := m.EnergyGrad(ctx, x, batch)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -32,7 +32,7 @@ func TestEnergyModelMatchesExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, g, err := em.EnergyGrad(x, 4)
+	e, g, err := em.EnergyGrad(t.Context(), x, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,18 +53,18 @@ func TestEnergyModelMatchesExport(t *testing.T) {
 		u := float32(float64(dir[j]) / g[0])
 		xp[j], xm[j] = x[j]+h*u, x[j]-h*u
 	}
-	ep, _, err := em.EnergyGrad(xp, 1)
+	ep, _, err := em.EnergyGrad(t.Context(), xp, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	em2, _, err := em.EnergyGrad(xm, 1)
+	em2, _, err := em.EnergyGrad(t.Context(), xm, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fd := (ep[0] - em2[0]) / (2 * h); math.Abs(fd-g[0]) > 0.05*g[0] {
 		t.Errorf("‖∇E‖ = %v, slope along it %v", g[0], fd)
 	}
-	s, err := em.Sample(3, 2, 1)
+	s, err := em.Sample(t.Context(), 3, 2, 1)
 	if err != nil || len(s) != 3*per {
 		t.Fatalf("Sample: %d values, %v", len(s), err)
 	}

@@ -31,7 +31,7 @@ func TestKNNNearest(t *testing.T) {
 	refL := []int{0, 1, 2}
 	test := []float32{1, 1, 9, 8, 1, 9, 0.2, 0.1}
 	testL := []int{0, 1, 2, 1}
-	r, err := KNN(ref, refL, test, testL, 2, 1, 3)
+	r, err := KNN(t.Context(), ref, refL, test, testL, 2, 1, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -11,7 +12,7 @@ import (
 	"gonum.org/v1/gonum/optimize"
 )
 
-// ProbeOptions set the linear probe's optimisation (cebm-spec §4: a
+// ProbeOptions set the linear probe's optimisation (as in the paper: a
 // multinomial logistic regression on posterior means).
 type ProbeOptions struct {
 	// L2 is λ in the objective: mean softmax cross-entropy + λ/2·‖W‖²
@@ -82,7 +83,7 @@ type Probe struct {
 
 // TrainProbe fits a probe to the rows of x (standardised features) with
 // labels y in [0, classes) by L-BFGS (gonum/optimize) from zero weights.
-func TrainProbe(x *mat.Dense, y []int, classes int, opt ProbeOptions) (p *Probe, err error) {
+func TrainProbe(ctx context.Context, x *mat.Dense, y []int, classes int, opt ProbeOptions) (p *Probe, err error) {
 	n, dim := x.Dims()
 	if n != len(y) || n == 0 || classes < 2 {
 		return nil, fmt.Errorf("eval: probe on %d vectors with %d labels, %d classes", n, len(y), classes)
@@ -100,7 +101,7 @@ func TrainProbe(x *mat.Dense, y []int, classes int, opt ProbeOptions) (p *Probe,
 	obj := &probeObjective{x: x, y: y, classes: classes, dim: dim, l2: opt.L2,
 		logits: mat.NewDense(n, classes, nil)}
 	prob := optimize.Problem{Func: obj.fun, Grad: obj.grad}
-	settings := &optimize.Settings{MajorIterations: opt.MaxIter, GradientThreshold: 1e-6}
+	settings := &optimize.Settings{MajorIterations: opt.MaxIter, GradientThreshold: 1e-6, Recorder: ctxRecorder{ctx}}
 	res, err := optimize.Minimize(prob, make([]float64, classes*(dim+1)), settings, &optimize.LBFGS{})
 	if err != nil && !errors.Is(err, optimize.ErrLinesearcherFailure) {
 		return nil, fmt.Errorf("eval: probe optimisation: %w", err)
@@ -221,7 +222,7 @@ type ProbeScore struct {
 // every class, for each of seeds random subsets (seeded 1..seeds), and
 // scores each on the whole test split. The features are standardised with
 // the statistics of the whole (unlabelled) training split.
-func FewLabelProbe(std Standardizer, train []float32, trainLabels []int, test *mat.Dense, testLabels []int, classes, perClass, seeds int, opt ProbeOptions) (ProbeScore, error) {
+func FewLabelProbe(ctx context.Context, std Standardizer, train []float32, trainLabels []int, test *mat.Dense, testLabels []int, classes, perClass, seeds int, opt ProbeOptions) (ProbeScore, error) {
 	byClass := make([][]int, classes)
 	for i, l := range trainLabels {
 		byClass[l] = append(byClass[l], i)
@@ -240,7 +241,7 @@ func FewLabelProbe(std Standardizer, train []float32, trainLabels []int, test *m
 				y = append(y, c)
 			}
 		}
-		p, err := TrainProbe(std.Apply(train, idx), y, classes, opt)
+		p, err := TrainProbe(ctx, std.Apply(train, idx), y, classes, opt)
 		if err != nil {
 			return sc, err
 		}
@@ -248,6 +249,15 @@ func FewLabelProbe(std Standardizer, train []float32, trainLabels []int, test *m
 	}
 	sc.Mean, sc.Std = meanStd(sc.Runs)
 	return sc, nil
+}
+
+// ctxRecorder stops an optimisation with ctx's error once ctx ends.
+type ctxRecorder struct{ ctx context.Context }
+
+func (r ctxRecorder) Init() error { return r.ctx.Err() }
+
+func (r ctxRecorder) Record(*optimize.Location, optimize.Operation, *optimize.Stats) error {
+	return r.ctx.Err()
 }
 
 // meanStd is the mean and the sample standard deviation.

@@ -36,7 +36,7 @@ func TestProbeSeparable(t *testing.T) {
 	const classes, dim = 4, 3
 	x, y := toy(rng, classes, 50, dim, 0.5)
 	std := FitStandardizer(x, dim)
-	p, err := TrainProbe(std.Apply(x, nil), y, classes, DefaultProbeOptions())
+	p, err := TrainProbe(t.Context(), std.Apply(x, nil), y, classes, DefaultProbeOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestProbeSeparable(t *testing.T) {
 		t.Errorf("test accuracy %v on separable data, want 1", acc)
 	}
 	// One label per class is enough here too.
-	sc, err := FewLabelProbe(std, x, y, std.Apply(xt, nil), yt, classes, 1, 5, DefaultProbeOptions())
+	sc, err := FewLabelProbe(t.Context(), std, x, y, std.Apply(xt, nil), yt, classes, 1, 5, DefaultProbeOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestProbeGradient(t *testing.T) {
 
 func TestProbeRejectsBadLabels(t *testing.T) {
 	x := mat.NewDense(2, 1, []float64{0, 1})
-	if _, err := TrainProbe(x, []int{0, 5}, 2, DefaultProbeOptions()); err == nil {
+	if _, err := TrainProbe(t.Context(), x, []int{0, 5}, 2, DefaultProbeOptions()); err == nil {
 		t.Error("label 5 of 2 classes accepted")
 	}
 }
@@ -108,7 +108,7 @@ func BenchmarkProbeFull(b *testing.B) {
 	xs := std.Apply(x, nil)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := TrainProbe(xs, y, 10, DefaultProbeOptions()); err != nil {
+		if _, err := TrainProbe(b.Context(), xs, y, 10, DefaultProbeOptions()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/cebm/cebm/internal/atomicfile"
 )
 
-// Paper holds the published figures of the CEBM paper (cebm-spec §5), in
+// Paper holds the published figures of the CEBM paper (Wu et al. 2021), in
 // per cent, keyed by model ("pixels", "vae", "igebm", "cebm", "gmm-cebm",
 // "bigan") and data set name.
 var Paper = struct {
@@ -95,7 +95,7 @@ func (r *Report) Markdown() string {
 	w("# Evaluation of `%s`\n\n", r.Model)
 	w("- model: %s, trained on %s for %d steps (%.0f s of training); sha256 `%.16s…`\n", r.Kind, r.Data, r.Steps, r.TrainWallTime, r.Digest)
 	w("- evaluated on %s: %d test images against %d training images; the evaluation took %.1f s\n", r.Data, r.TestImages, r.TrainImages, r.Seconds)
-	w("- the paper's figures (cebm-spec.md §5) are for models trained 90k steps on a GPU\n\n")
+	w("- the paper's figures (Wu et al. 2021) are for models trained 90k steps on a GPU\n\n")
 
 	w("## 1-NN accuracy (%%), test against train, squared L2\n\n")
 	w("| representation | ours | paper |\n|---|---|---|\n")

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -130,8 +131,11 @@ const (
 	SamplesFile        = "samples.png"
 )
 
-// Run evaluates opt.Model (and its baselines) on opt.Train/opt.Test.
-func Run(opt Options) (*Report, error) {
+// Run evaluates opt.Model (and its baselines) on opt.Train/opt.Test. When
+// ctx ends it stops within about a second with ctx's error; pictures
+// already drawn stay in opt.Out (cebm eval writes into a folder of its own
+// and removes it).
+func Run(ctx context.Context, opt Options) (*Report, error) {
 	start := time.Now()
 	logf := func(format string, a ...any) { fmt.Fprintf(opt.Log, format+"\n", a...) }
 	r := &Report{Data: opt.Train.Name, Classes: opt.Train.Classes, TrainImages: opt.Train.N, TestImages: opt.Test.N, QuerySplit: opt.Test.Split,
@@ -143,7 +147,7 @@ func Run(opt Options) (*Report, error) {
 		lap = time.Now()
 	}
 
-	mr, em, zTest, err := evalModel(opt, opt.Model, opt.OOD || opt.Pictures, logf)
+	mr, em, zTest, err := evalModel(ctx, opt, opt.Model, opt.OOD || opt.Pictures, logf)
 	if em != nil {
 		defer em.Close()
 	}
@@ -166,7 +170,7 @@ func Run(opt Options) (*Report, error) {
 	}
 
 	classes := len(opt.Train.Classes)
-	pixel, err := KNN(opt.Train.Images, opt.Train.Labels, opt.Test.Images, opt.Test.Labels, opt.Train.Size(), 1, classes)
+	pixel, err := KNN(ctx, opt.Train.Images, opt.Train.Labels, opt.Test.Images, opt.Test.Labels, opt.Train.Size(), 1, classes)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +180,7 @@ func Run(opt Options) (*Report, error) {
 	if opt.Probe {
 		po := opt
 		po.ProbeOpt.MaxIter = opt.PixelProbeIters
-		r.PixelProbeAccuracy, r.PixelProbeStd, err = probes(po, opt.Train.Images, opt.Test.Images, opt.Train.Size(), "pixels", logf)
+		r.PixelProbeAccuracy, r.PixelProbeStd, err = probes(ctx, po, opt.Train.Images, opt.Test.Images, opt.Train.Size(), "pixels", logf)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +188,7 @@ func Run(opt Options) (*Report, error) {
 	}
 
 	for _, b := range opt.Baselines {
-		br, bem, _, err := evalModel(opt, b, false, logf)
+		br, bem, _, err := evalModel(ctx, opt, b, false, logf)
 		if bem != nil {
 			bem.Close()
 		}
@@ -196,7 +200,7 @@ func Run(opt Options) (*Report, error) {
 	}
 
 	if opt.Pictures {
-		if err := pictures(opt, r, em, zTest, logf); err != nil {
+		if err := pictures(ctx, opt, r, em, zTest, logf); err != nil {
 			return nil, err
 		}
 		timing("pictures")
@@ -217,7 +221,7 @@ func findSet(sets []*data.Set, name string) *data.Set {
 // evalModel runs 1-NN, the probes and the OOD scores of one exported model.
 // It returns the energy model when needEnergy (or OOD) asks for it, and the
 // test latents.
-func evalModel(opt Options, path string, needEnergy bool, logf func(string, ...any)) (ModelReport, *EnergyModel, []float32, error) {
+func evalModel(ctx context.Context, opt Options, path string, needEnergy bool, logf func(string, ...any)) (ModelReport, *EnergyModel, []float32, error) {
 	var mr ModelReport
 	m, err := encoder.Load(path, opt.Threads)
 	if err != nil {
@@ -227,25 +231,25 @@ func evalModel(opt Options, path string, needEnergy bool, logf func(string, ...a
 	if opt.Train.Size() != m.InputSize() {
 		return mr, nil, nil, fmt.Errorf("%s has %d×%d×%d images; %s expects %v", opt.Train.Name, opt.Train.C, opt.Train.H, opt.Train.W, path, m.InputShape)
 	}
-	mr.Model, mr.Kind, mr.Steps, mr.TrainWallTime, mr.Digest = path, m.Kind, m.Steps, m.WallTime, m.Digest
+	mr.Model, mr.Kind, mr.Steps, mr.TrainWallTime, mr.Digest = path, string(m.Kind), m.Steps, m.WallTime, m.Digest
 	const batch = 500
-	zTrain, err := m.Latents(opt.Train.Images, opt.Train.N, batch)
+	zTrain, err := m.Latents(ctx, opt.Train.Images, opt.Train.N, batch)
 	if err != nil {
 		return mr, nil, nil, err
 	}
-	zTest, err := m.Latents(opt.Test.Images, opt.Test.N, batch)
+	zTest, err := m.Latents(ctx, opt.Test.Images, opt.Test.N, batch)
 	if err != nil {
 		return mr, nil, nil, err
 	}
 	classes := len(opt.Train.Classes)
-	knn, err := KNN(zTrain, opt.Train.Labels, zTest, opt.Test.Labels, m.LatentDim, 1, classes)
+	knn, err := KNN(ctx, zTrain, opt.Train.Labels, zTest, opt.Test.Labels, m.LatentDim, 1, classes)
 	if err != nil {
 		return mr, nil, nil, err
 	}
 	mr.KNN1Accuracy, mr.Confusion = knn.Accuracy, knn.Confusion
 	logf("%s: 1-NN, latent space: %.4f", path, mr.KNN1Accuracy)
 	if opt.Probe {
-		mr.ProbeAccuracy, mr.ProbeStd, err = probes(opt, zTrain, zTest, m.LatentDim, path, logf)
+		mr.ProbeAccuracy, mr.ProbeStd, err = probes(ctx, opt, zTrain, zTest, m.LatentDim, path, logf)
 		if err != nil {
 			return mr, nil, nil, err
 		}
@@ -262,7 +266,7 @@ func evalModel(opt Options, path string, needEnergy bool, logf func(string, ...a
 		return mr, nil, nil, err
 	}
 	if opt.OOD {
-		if mr.OODAUROC, err = ood(opt, em, logf); err != nil {
+		if mr.OODAUROC, err = ood(ctx, opt, em, logf); err != nil {
 			return mr, em, nil, err
 		}
 	}
@@ -270,13 +274,13 @@ func evalModel(opt Options, path string, needEnergy bool, logf func(string, ...a
 }
 
 // probes fits the few-label probes and the full-training-set probe.
-func probes(opt Options, train, test []float32, dim int, what string, logf func(string, ...any)) (acc, std map[string]float64, err error) {
+func probes(ctx context.Context, opt Options, train, test []float32, dim int, what string, logf func(string, ...any)) (acc, std map[string]float64, err error) {
 	classes := len(opt.Train.Classes)
 	st := FitStandardizer(train, dim)
 	xTest := st.Apply(test, nil)
 	acc, std = map[string]float64{}, map[string]float64{}
 	for _, k := range opt.ProbeLabels {
-		sc, err := FewLabelProbe(st, train, opt.Train.Labels, xTest, opt.Test.Labels, classes, k, opt.ProbeSeeds, opt.ProbeOpt)
+		sc, err := FewLabelProbe(ctx, st, train, opt.Train.Labels, xTest, opt.Test.Labels, classes, k, opt.ProbeSeeds, opt.ProbeOpt)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -284,7 +288,7 @@ func probes(opt Options, train, test []float32, dim int, what string, logf func(
 		acc[key], std[key] = sc.Mean, sc.Std
 		logf("%s: probe, %d labels per class: %.4f ± %.4f", what, k, sc.Mean, sc.Std)
 	}
-	p, err := TrainProbe(st.Apply(train, nil), opt.Train.Labels, classes, opt.ProbeOpt)
+	p, err := TrainProbe(ctx, st.Apply(train, nil), opt.Train.Labels, classes, opt.ProbeOpt)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -295,7 +299,7 @@ func probes(opt Options, train, test []float32, dim int, what string, logf func(
 
 // ood scores a seeded subset of the test split against the other data sets,
 // constant images and uniform noise.
-func ood(opt Options, em *EnergyModel, logf func(string, ...any)) (map[string]OODScore, error) {
+func ood(ctx context.Context, opt Options, em *EnergyModel, logf func(string, ...any)) (map[string]OODScore, error) {
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x00d))
 	per := opt.Test.Size()
 	in := subset(opt.Test.Images, opt.Test.N, per, opt.OODN, rng)
@@ -309,7 +313,7 @@ func ood(opt Options, em *EnergyModel, logf func(string, ...any)) (map[string]OO
 	sets = append(sets,
 		OODSet{Name: "constant", X: ConstantImages(opt.OODN, per, rng)},
 		OODSet{Name: "uniform", X: UniformNoise(opt.OODN, per, rng)})
-	res, err := em.OOD(in, sets, 100)
+	res, err := em.OOD(ctx, in, sets, 100)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +335,7 @@ func subset(x []float32, n, per, k int, rng *rand.Rand) []float32 {
 
 // pictures draws the confusion matrices, the t-SNE map of test latents and
 // SGLD samples into opt.Out.
-func pictures(opt Options, r *Report, em *EnergyModel, zTest []float32, logf func(string, ...any)) error {
+func pictures(ctx context.Context, opt Options, r *Report, em *EnergyModel, zTest []float32, logf func(string, ...any)) error {
 	if opt.Out == "" {
 		return fmt.Errorf("pictures need an output folder (--out)")
 	}
@@ -362,7 +366,7 @@ func pictures(opt Options, r *Report, em *EnergyModel, zTest []float32, logf fun
 	to := opt.TSNEOpt
 	to.Seed = opt.Seed
 	to.Perplexity = min(to.Perplexity, float64(k-1)/3)
-	xy, err := TSNE(z, dim, to)
+	xy, err := TSNE(ctx, z, dim, to)
 	if err != nil {
 		return err
 	}
@@ -380,7 +384,7 @@ func pictures(opt Options, r *Report, em *EnergyModel, zTest []float32, logf fun
 	}
 	t0 = time.Now()
 	a := em.Model.Arch
-	x, err := em.Sample(opt.Chains, opt.ChainSteps, opt.Seed)
+	x, err := em.Sample(ctx, opt.Chains, opt.ChainSteps, opt.Seed)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -26,7 +27,8 @@ func DefaultTSNEOptions() TSNEOptions {
 // TSNE embeds the n = len(x)/dim vectors of x in two dimensions with exact
 // t-SNE (O(n²) time and memory: meant for a few thousand points) and returns
 // [n, 2] coordinates.
-func TSNE(x []float32, dim int, opt TSNEOptions) ([]float64, error) {
+// It stops with ctx's error between iterations once ctx ends.
+func TSNE(ctx context.Context, x []float32, dim int, opt TSNEOptions) ([]float64, error) {
 	n := len(x) / dim
 	if n < 4 || len(x) != n*dim {
 		return nil, fmt.Errorf("eval: t-SNE of %d values in %d dimensions", len(x), dim)
@@ -58,6 +60,9 @@ func TSNE(x []float32, dim int, opt TSNEOptions) ([]float64, error) {
 	num := make([]float64, n*n)
 	rowZ := make([]float64, n)
 	for it := 0; it < opt.Iterations; it++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		exag, momentum := 1.0, 0.8
 		if it < opt.ExagIters {
 			exag, momentum = opt.Exaggeration, 0.5

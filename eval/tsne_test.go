@@ -14,7 +14,7 @@ func TestTSNESeparatesClusters(t *testing.T) {
 	x, y := toy(rng, 3, 40, dim, 0.3)
 	opt := DefaultTSNEOptions()
 	opt.Perplexity, opt.Iterations, opt.ExagIters = 10, 300, 100
-	emb, err := TSNE(x, dim, opt)
+	emb, err := TSNE(t.Context(), x, dim, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

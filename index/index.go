@@ -16,7 +16,8 @@
 // On amd64 the kernels are hand-written assembly (kernel_amd64.s): AVX2+FMA,
 // and for batches AVX-512 where the CPU has it, which also tests each
 // 32-item segment against the current k-th best so the Go side skips most
-// scores; elsewhere they are plain Go with the same results up to float32
+// scores (CPU features from golang.org/x/sys/cpu); elsewhere, and when built
+// with -tags purego, they are plain Go with the same results up to float32
 // rounding. The batch kernel runs at the FMA peak of the core (about 140
 // GFLOP/s per core on the project's Xeons).
 package index

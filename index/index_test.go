@@ -193,12 +193,12 @@ func closeAll(t *testing.T, what string, a, b []float32) {
 	}
 }
 
-// TestPortableKernels runs the search with the plain-Go kernels.
+// TestPortableKernels runs the search, single and batched, with the
+// plain-Go kernels whatever the CPU has.
 func TestPortableKernels(t *testing.T) {
-	if useAsm {
-		useAsm = false
-		defer func() { useAsm = true }()
-	}
+	asm, asm512 := useAsm, use512
+	useAsm, use512 = false, false
+	defer func() { useAsm, use512 = asm, asm512 }()
 	r := rand.New(rand.NewPCG(4, 4))
 	const n, dim, k = 600, 7, 5
 	vecs, labels := randomData(r, n, dim, true)

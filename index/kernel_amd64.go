@@ -1,19 +1,16 @@
+//go:build amd64 && !purego
+
 package index
+
+import "golang.org/x/sys/cpu"
 
 // useAsm is true when the CPU and OS support AVX2 and FMA; use512 when
 // they also support AVX-512F, whose kernel6 does twice the work per
-// instruction.
+// instruction. Tests switch them off to run the Go kernels.
 var (
-	useAsm = hasAVX2FMA()
-	use512 = useAsm && hasAVX512()
+	useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	use512 = useAsm && cpu.X86.HasAVX512F
 )
-
-// hasAVX512 reports AVX-512F with the OS saving opmask and ZMM state.
-func hasAVX512() bool
-
-// hasAVX2FMA reports CPUID's AVX2, FMA, AVX and OSXSAVE bits and whether
-// the OS saves the YMM state (XGETBV).
-func hasAVX2FMA() bool
 
 //go:noescape
 func kernel1Asm(q, x, norms, out *float32, dim, npanels int)

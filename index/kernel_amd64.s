@@ -1,37 +1,6 @@
+//go:build amd64 && !purego
+
 #include "textflag.h"
-
-// func hasAVX2FMA() bool
-TEXT ·hasAVX2FMA(SB), NOSPLIT, $0-1
-	XORL AX, AX
-	XORL CX, CX
-	CPUID
-	CMPL AX, $7
-	JL   no
-	MOVL $1, AX
-	XORL CX, CX
-	CPUID
-	// ECX: FMA (bit 12), OSXSAVE (bit 27), AVX (bit 28).
-	ANDL $0x18001000, CX
-	CMPL CX, $0x18001000
-	JNE  no
-	// XCR0: the OS saves XMM and YMM state.
-	XORL CX, CX
-	XGETBV
-	ANDL $6, AX
-	CMPL AX, $6
-	JNE  no
-	// Leaf 7: EBX bit 5 is AVX2.
-	MOVL $7, AX
-	XORL CX, CX
-	CPUID
-	ANDL $0x20, BX
-	JZ   no
-	MOVB $1, ret+0(FP)
-	RET
-
-no:
-	MOVB $0, ret+0(FP)
-	RET
 
 // func kernel1Asm(q, x, norms, out *float32, dim, npanels int)
 //
@@ -195,37 +164,6 @@ k6loop:
 	DECQ R11
 	JNZ  k6panel
 	VZEROUPPER
-	RET
-
-// func hasAVX512() bool: AVX512F and the OS saves the opmask and ZMM state.
-TEXT ·hasAVX512(SB), NOSPLIT, $0-1
-	XORL AX, AX
-	XORL CX, CX
-	CPUID
-	CMPL AX, $7
-	JL   no512
-	MOVL $1, AX
-	XORL CX, CX
-	CPUID
-	ANDL $0x18001000, CX
-	CMPL CX, $0x18001000
-	JNE  no512
-	XORL CX, CX
-	XGETBV
-	ANDL $0xe6, AX
-	CMPL AX, $0xe6
-	JNE  no512
-	MOVL $7, AX
-	XORL CX, CX
-	CPUID
-	ANDL $0x10020, BX // AVX512F (bit 16) and AVX2 (bit 5)
-	CMPL BX, $0x10020
-	JNE  no512
-	MOVB $1, ret+0(FP)
-	RET
-
-no512:
-	MOVB $0, ret+0(FP)
 	RET
 
 // func kernel6Asm512(q, x, norms, out *float32, dim, npanels, stride int, thr *float32, flags *byte)

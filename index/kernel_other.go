@@ -1,8 +1,10 @@
-//go:build !amd64
+//go:build !amd64 || purego
 
 package index
 
-const (
+// The Go kernels only: not amd64, or built with -tags purego. Variables,
+// as on amd64, so that the same tests build everywhere.
+var (
 	useAsm = false
 	use512 = false
 )

@@ -143,103 +143,127 @@ func (ix *Index) SearchBatch(qs []float32, k int) ([][]Neighbor, error) {
 	if s.n == 0 {
 		return nil, ErrEmpty
 	}
-	dim := ix.dim
-	nq := len(qs) / dim
-	res := make([][]Neighbor, nq)
+	nq := len(qs) / ix.dim
 	if nq == 1 {
 		r, err := ix.Search(qs, k)
-		res[0] = r
-		return res, err
+		return [][]Neighbor{r}, err
 	}
+	b := newBatch(s, qs, ix.dim, k)
+	b.score()
+	return b.rerank(ix), nil
+}
 
+// batch is one SearchBatch: the queries packed into tiles, and the work
+// items (a block of query tiles × a share of the chunks) with the
+// candidates each keeps.
+type batch struct {
+	s              *state
+	qs, packed     []float32
+	dim, nq, k     int
+	ntiles, nsplit int
+	ntasks         int
+	workers        int
+	cands          []topk // cands[qi*nsplit+split]
+}
+
+func newBatch(s *state, qs []float32, dim, k int) *batch {
+	b := &batch{s: s, qs: qs, dim: dim, nq: len(qs) / dim, k: k}
 	// Pack queries into tiles: tile t holds queries 6t…6t+5, dimension-major.
-	ntiles := (nq + tileQueries - 1) / tileQueries
-	packed := make([]float32, ntiles*tileQueries*dim)
-	for qi := 0; qi < nq; qi++ {
-		tile := packed[(qi/tileQueries)*tileQueries*dim:]
+	b.ntiles = (b.nq + tileQueries - 1) / tileQueries
+	b.packed = make([]float32, b.ntiles*tileQueries*dim)
+	for qi := 0; qi < b.nq; qi++ {
+		tile := b.packed[(qi/tileQueries)*tileQueries*dim:]
 		for p, x := range qs[qi*dim : (qi+1)*dim] {
 			tile[p*tileQueries+qi%tileQueries] = x
 		}
 	}
-
-	// Work items: (query block, range of chunks). Split the chunks only when
-	// there are fewer query blocks than goroutines.
+	// Split the chunks only when there are fewer query blocks than
+	// goroutines.
 	workers := runtime.GOMAXPROCS(0)
-	nblocks := (ntiles + blockTiles - 1) / blockTiles
-	nsplit := 1
+	nblocks := (b.ntiles + blockTiles - 1) / blockTiles
+	b.nsplit = 1
 	if nblocks < workers {
-		nsplit = min((workers+nblocks-1)/nblocks, len(s.chunks))
+		b.nsplit = min((workers+nblocks-1)/nblocks, len(s.chunks))
 	}
-	ntasks := nblocks * nsplit
-	workers = min(workers, ntasks)
-	cands := make([]topk, nq*nsplit) // cands[qi*nsplit+split]
+	b.ntasks = nblocks * b.nsplit
+	b.workers = min(workers, b.ntasks)
+	b.cands = make([]topk, b.nq*b.nsplit)
+	return b
+}
+
+// score runs every work item, on b.workers goroutines.
+func (b *batch) score() {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
+	for range b.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			out := make([]float32, tileQueries*chunkItems)
 			thr := make([]float32, tileQueries)
 			flags := make([]bool, chunkPanel/segPanels*tileQueries)
-			for {
-				task := int(next.Add(1)) - 1
-				if task >= ntasks {
-					return
-				}
-				b, sp := task/nsplit, task%nsplit
-				t0, t1 := b*blockTiles, min((b+1)*blockTiles, ntiles)
-				c0, c1 := sp*len(s.chunks)/nsplit, (sp+1)*len(s.chunks)/nsplit
-				for qi := t0 * tileQueries; qi < min(t1*tileQueries, nq); qi++ {
-					cands[qi*nsplit+sp] = newTopk(k + Rerank)
-				}
-				for ci := c0; ci < c1; ci++ {
-					c := s.chunks[ci]
-					for t := t0; t < t1; t++ {
-						for r := range thr {
-							if qi := t*tileQueries + r; qi < nq {
-								thr[r] = cands[qi*nsplit+sp].worst()
-							}
-						}
-						kernel6(packed[t*tileQueries*dim:(t+1)*tileQueries*dim], c.vecs, c.norms, out, dim, chunkPanel, chunkItems, thr, flags)
-						for r := 0; r < tileQueries; r++ {
-							qi := t*tileQueries + r
-							if qi >= nq {
-								break
-							}
-							tk := &cands[qi*nsplit+sp]
-							row := out[r*chunkItems : (r+1)*chunkItems]
-							for sg := 0; sg < chunkPanel/segPanels; sg++ {
-								if flags[sg*tileQueries+r] {
-									tk.scan(row[sg*segItems:(sg+1)*segItems], ci*chunkItems+sg*segItems)
-								}
-							}
-						}
-					}
-				}
+			for task := int(next.Add(1)) - 1; task < b.ntasks; task = int(next.Add(1)) - 1 {
+				b.task(task, out, thr, flags)
 			}
 		}()
 	}
 	wg.Wait()
+}
 
-	// Merge the splits and re-rank each query, in parallel.
-	var wg2 sync.WaitGroup
-	per := (nq + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		wg2.Add(1)
+// task scores query block task/nsplit against chunk share task%nsplit,
+// keeping each query's best k+Rerank in its topk. out, thr and flags are
+// the worker's buffers.
+func (b *batch) task(task int, out, thr []float32, flags []bool) {
+	blk, sp := task/b.nsplit, task%b.nsplit
+	t0, t1 := blk*blockTiles, min((blk+1)*blockTiles, b.ntiles)
+	c0, c1 := sp*len(b.s.chunks)/b.nsplit, (sp+1)*len(b.s.chunks)/b.nsplit
+	for qi := t0 * tileQueries; qi < min(t1*tileQueries, b.nq); qi++ {
+		b.cands[qi*b.nsplit+sp] = newTopk(b.k + Rerank)
+	}
+	dim := b.dim
+	for ci := c0; ci < c1; ci++ {
+		c := b.s.chunks[ci]
+		for t := t0; t < t1; t++ {
+			for r := range thr {
+				if qi := t*tileQueries + r; qi < b.nq {
+					thr[r] = b.cands[qi*b.nsplit+sp].worst()
+				}
+			}
+			kernel6(b.packed[t*tileQueries*dim:(t+1)*tileQueries*dim], c.vecs, c.norms, out, dim, chunkPanel, chunkItems, thr, flags)
+			for r := 0; r < tileQueries && t*tileQueries+r < b.nq; r++ {
+				tk := &b.cands[(t*tileQueries+r)*b.nsplit+sp]
+				row := out[r*chunkItems : (r+1)*chunkItems]
+				for sg := 0; sg < chunkPanel/segPanels; sg++ {
+					if flags[sg*tileQueries+r] {
+						tk.scan(row[sg*segItems:(sg+1)*segItems], ci*chunkItems+sg*segItems)
+					}
+				}
+			}
+		}
+	}
+}
+
+// rerank merges each query's candidates from the chunk shares and re-ranks
+// them exactly, in parallel.
+func (b *batch) rerank(ix *Index) [][]Neighbor {
+	res := make([][]Neighbor, b.nq)
+	var wg sync.WaitGroup
+	per := (b.nq + b.workers - 1) / b.workers
+	for w := 0; w < b.workers; w++ {
+		wg.Add(1)
 		go func(q0, q1 int) {
-			defer wg2.Done()
-			buf := make([]float32, dim)
+			defer wg.Done()
+			buf := make([]float32, b.dim)
 			var ids []int32
 			for qi := q0; qi < q1; qi++ {
 				ids = ids[:0]
-				for sp := 0; sp < nsplit; sp++ {
-					ids = append(ids, cands[qi*nsplit+sp].id...)
+				for sp := 0; sp < b.nsplit; sp++ {
+					ids = append(ids, b.cands[qi*b.nsplit+sp].id...)
 				}
-				res[qi] = ix.rerank(s, qs[qi*dim:(qi+1)*dim], ids, k, buf)
+				res[qi] = ix.rerank(b.s, b.qs[qi*b.dim:(qi+1)*b.dim], ids, b.k, buf)
 			}
-		}(min(w*per, nq), min((w+1)*per, nq))
+		}(min(w*per, b.nq), min((w+1)*per, b.nq))
 	}
-	wg2.Wait()
-	return res, nil
+	wg.Wait()
+	return res
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 
+	"github.com/cebm/cebm/internal/modelfile"
 	"github.com/cebm/cebm/train/graph"
 )
 
@@ -31,7 +32,7 @@ type Engine struct {
 
 // Names of graph inputs and outputs.
 const (
-	inX      = "x"
+	inX      = modelfile.Input
 	inA      = "a"
 	inB      = "b"
 	inEps    = "eps"
@@ -39,11 +40,11 @@ const (
 	inIVar   = "inv_var"
 	inW      = "w"
 	outLoss  = "loss"
-	outE     = "energy"
+	outE     = modelfile.OutputEnergy
 	outDx    = "grad_x"
-	outT1    = "t1"
-	outT2    = "t2"
-	outFeat  = "feature"
+	outT1    = modelfile.OutputT1
+	outT2    = modelfile.OutputT2
+	outFeat  = modelfile.OutputFeature
 	outGradP = "grad."
 )
 
@@ -261,7 +262,11 @@ func (e *Engine) DSMGrad(params [][]float32, xt, eps, sigma, invVar, w []float32
 // ExportGraph builds the deployable encoder with the parameter values baked
 // in: x → t1, t2 (CEBM, GMM-CEBM) or x → feature, energy (IGEBM), and also
 // the energy for the CEBMs (so OOD scores need no second model).
-func ExportGraph(m Model, params [][]float32, meta map[string]string) ([]byte, error) {
+func ExportGraph(m Model, params [][]float32, meta modelfile.Meta) ([]byte, error) {
+	kv, err := meta.Encode()
+	if err != nil {
+		return nil, err
+	}
 	g := graph.New(graph.Float32)
 	x, ps := m.declare(g)
 	terms := m.Build(g, x, ps)
@@ -276,5 +281,5 @@ func ExportGraph(m Model, params [][]float32, meta map[string]string) ([]byte, e
 	for i, s := range m.ParamSpecs() {
 		values[s.Name] = params[i]
 	}
-	return g.Marshal(graph.ModelOptions{Params: values, Metadata: meta, Name: "cebm-" + string(m.Kind), DocString: "conjugate energy-based model encoder"})
+	return g.Marshal(graph.ModelOptions{Params: values, Metadata: kv, Name: "cebm-" + string(m.Kind), DocString: "conjugate energy-based model encoder"})
 }

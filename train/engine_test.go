@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/internal/expfam"
-	"github.com/cebm/cebm/train/graph"
+	"github.com/cebm/cebm/internal/modelfile"
 )
 
 // refConv is a plain-Go float64 convolution (NCHW, OIHW), the independent
@@ -89,6 +90,15 @@ func refEncoder(a Arch, params [][]float32, x []float32, n int) []float64 {
 	return refLinear(h, n, in, params[k], params[k+1])
 }
 
+// testMeta is the least metadata an export of m takes.
+func testMeta(m Model, params [][]float32) modelfile.Meta {
+	d := m.Arch.LatentDim
+	if m.Kind == IGEBM {
+		d = m.Arch.Hidden[len(m.Arch.Hidden)-1]
+	}
+	return modelfile.Meta{Kind: m.Kind, LatentDim: d, InputShape: [3]int{m.Arch.C, m.Arch.H, m.Arch.W}, Prior: m.Prior(params)}
+}
+
 // TestForwardParity: ONNX Runtime's MNIST encoder equals the plain-Go
 // reference to 1e-5 relative, and its energy equals the closed form of
 // internal/expfam evaluated on the reference's t(x).
@@ -97,7 +107,7 @@ func TestForwardParity(t *testing.T) {
 	m, _ := NewModel(CEBM, MNISTArch(), 0)
 	params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
 	x := randVec(n*28*28, 9)
-	model, err := ExportGraph(m, params, nil)
+	model, err := ExportGraph(m, params, testMeta(m, params))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,21 +138,27 @@ func TestForwardParity(t *testing.T) {
 
 func sq(x float64) float64 { return x * x }
 
-// runExported loads a model in a fresh ONNX Runtime session and runs it.
+// runExported loads a model file as the service does (package encoder),
+// runs it on x and returns the named outputs.
 func runExported(t *testing.T, model []byte, outputs []string, x []float32, n int) [][]float32 {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "m.onnx")
 	if err := os.WriteFile(path, model, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := graph.LoadSession(path, []string{inX}, outputs, 1)
+	m, err := encoder.Load(path, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	out, err := s.Run(n, map[string][]float32{inX: x})
+	defer m.Close()
+	o, err := m.Run(x, n)
 	if err != nil {
 		t.Fatal(err)
+	}
+	byName := map[string][]float32{outT1: o.T1, outT2: o.T2, outFeat: o.Feature, outE: o.Energy}
+	out := make([][]float32, len(outputs))
+	for i, name := range outputs {
+		out[i] = byName[name]
 	}
 	return out
 }
@@ -168,7 +184,7 @@ func TestExportReproducesTraining(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			model, err := ExportGraph(m, params, map[string]string{"kind": string(kind)})
+			model, err := ExportGraph(m, params, testMeta(m, params))
 			if err != nil {
 				t.Fatal(err)
 			}

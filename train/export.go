@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"image/color"
 	"path/filepath"
-	"strconv"
 
 	"github.com/cebm/cebm/internal/atomicfile"
+	"github.com/cebm/cebm/internal/modelfile"
 
 	"github.com/cebm/cebm/data"
 	"gonum.org/v1/plot"
@@ -16,66 +16,31 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// Metadata keys of an exported model (ModelProto.metadata_props). Together
-// they make the file self-describing: the service needs nothing else.
-const (
-	MetaKind       = "kind"        // cebm, gmm-cebm, igebm
-	MetaLatentDim  = "latent_dim"  // D
-	MetaPrior      = "prior"       // JSON [{"eta1": [...], "eta2": [...]}, ...], one per component
-	MetaInputShape = "input_shape" // JSON [C, H, W]
-	MetaScaling    = "input_scaling"
-	MetaPolarity   = "input_polarity" // light-on-dark for MNIST-style data
-	MetaClasses    = "classes"        // JSON list of class names
-	MetaDataset    = "dataset"
-	MetaSteps      = "steps"
-	MetaWallTime   = "wall_time_s"
-	MetaConfig     = "config" // JSON Config
-	MetaOutputs    = "outputs"
-)
-
-// PriorJSON is one prior component in natural parameters.
-type PriorJSON struct {
-	Eta1 []float64 `json:"eta1"`
-	Eta2 []float64 `json:"eta2"`
-}
-
-// Metadata describes a trained model for its export.
-func Metadata(st *State, m Model, classes []string) (map[string]string, error) {
+// Metadata describes a trained model for its export (the file's contract is
+// package modelfile).
+func Metadata(st *State, m Model, classes []string) (modelfile.Meta, error) {
 	cfg, err := json.Marshal(st.Config)
 	if err != nil {
-		return nil, err
+		return modelfile.Meta{}, err
 	}
-	shape, _ := json.Marshal([]int{m.Arch.C, m.Arch.H, m.Arch.W})
-	cls, _ := json.Marshal(classes)
-	meta := map[string]string{
-		MetaKind:       string(m.Kind),
-		MetaInputShape: string(shape),
-		MetaScaling:    "x/127.5-1: pixel bytes 0..255 to [-1, 1]",
-		MetaClasses:    string(cls),
-		MetaDataset:    st.Config.Data,
-		MetaSteps:      strconv.Itoa(st.Step),
-		MetaWallTime:   strconv.FormatFloat(st.Elapsed.Seconds(), 'f', 1, 64),
-		MetaConfig:     string(cfg),
+	meta := modelfile.Meta{
+		Kind:       m.Kind,
+		LatentDim:  m.Arch.LatentDim,
+		InputShape: [3]int{m.Arch.C, m.Arch.H, m.Arch.W},
+		Scaling:    modelfile.Scaling,
+		Classes:    classes,
+		Dataset:    st.Config.Data,
+		Steps:      st.Step,
+		WallTime:   st.Elapsed.Seconds(),
+		Config:     cfg,
+		Prior:      m.Prior(st.ExportParams()),
 	}
 	if m.Arch.C == 1 {
-		meta[MetaPolarity] = "light-on-dark"
+		meta.Polarity = modelfile.LightOnDark
 	}
 	if m.Kind == IGEBM {
-		meta[MetaOutputs] = "feature,energy"
-		meta[MetaLatentDim] = strconv.Itoa(m.Arch.Hidden[len(m.Arch.Hidden)-1])
-		return meta, nil
+		meta.LatentDim = m.Arch.Hidden[len(m.Arch.Hidden)-1]
 	}
-	meta[MetaOutputs] = "t1,t2,energy"
-	meta[MetaLatentDim] = strconv.Itoa(m.Arch.LatentDim)
-	var prior []PriorJSON
-	for _, c := range m.Prior(st.ExportParams()) {
-		prior = append(prior, PriorJSON{c.Eta1, c.Eta2})
-	}
-	p, err := json.Marshal(prior)
-	if err != nil {
-		return nil, err
-	}
-	meta[MetaPrior] = string(p)
 	return meta, nil
 }
 

@@ -6,17 +6,18 @@ import (
 	"math/rand/v2"
 
 	"github.com/cebm/cebm/internal/expfam"
+	"github.com/cebm/cebm/internal/modelfile"
 	"github.com/cebm/cebm/train/graph"
 )
 
-// Kind is a model family.
-type Kind string
+// Kind is a model family (defined with the model file it is written into).
+type Kind = modelfile.Kind
 
 // The model families of the paper.
 const (
-	CEBM    Kind = "cebm"     // diagonal Gaussian latent, fixed N(0, I) prior
-	GMMCEBM Kind = "gmm-cebm" // mixture-of-Gaussians prior with learnable components
-	IGEBM   Kind = "igebm"    // scalar-energy baseline (Du & Mordatch 2019)
+	CEBM    = modelfile.CEBM
+	GMMCEBM = modelfile.GMMCEBM
+	IGEBM   = modelfile.IGEBM
 )
 
 // Model is a network architecture plus the energy it defines.

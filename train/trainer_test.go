@@ -46,7 +46,7 @@ func TestGMMEnergyGraph(t *testing.T) {
 	m, _ := NewModel(GMMCEBM, MNISTArch(), 4)
 	params := m.InitParams(rand.New(rand.NewPCG(2, 3)))
 	x := randVec(n*784, 4)
-	model, err := ExportGraph(m, params, nil)
+	model, err := ExportGraph(m, params, testMeta(m, params))
 	if err != nil {
 		t.Fatal(err)
 	}

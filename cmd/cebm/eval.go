@@ -46,7 +46,7 @@ func parseSuite(s string) (map[string]bool, error) {
 }
 
 // oodCounterpart is the other data set an MNIST-style model is tested
-// against (cebm-spec §4).
+// against, as in the paper.
 func oodCounterpart(name string) string {
 	switch name {
 	case "mnist":
@@ -63,147 +63,222 @@ func oodCounterpart(name string) string {
 //
 // Without --out the default suite is knn (the fast 1-NN check the trainer
 // uses); with --out it is full, and results.json, results.md and the PNGs
-// go into that folder.
+// go into that folder. Cancelling ctx (Ctrl-C) stops the suite and writes
+// nothing.
 func runEval(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	def := eval.DefaultOptions()
-	model := fs.String("model", "models/mnist-cebm.onnx", "exported model")
-	name := fs.String("data", "", "data set (see cebm data list; default: the one the model was trained on)")
-	asJSON := fs.Bool("json", false, "print the results as JSON")
-	threads := fs.Int("threads", 0, "ONNX Runtime threads (0: all cores)")
-	out := fs.String("out", "", "write results.json, results.md and the pictures into this folder (implies --suite full)")
-	suite := fs.String("suite", "", "what to run: knn, full, or a comma list of knn, probe, ood, pictures (default knn; full with --out)")
-	var baselines []string
-	fs.Func("baseline", "another exported model (e.g. an IGEBM) evaluated beside --model; repeatable", func(s string) error {
-		baselines = append(baselines, s)
-		return nil
-	})
-	oodData := fs.String("ood-data", "", "comma list of data sets whose test split is OOD (default: fashion-mnist for mnist and vice versa)")
-	oodN := fs.Int("ood-n", def.OODN, "images per side in each OOD comparison")
-	labels := fs.String("probe-labels", "1,10,100", "comma list of labels per class for the few-label probes")
-	seeds := fs.Int("probe-seeds", def.ProbeSeeds, "random subsets per few-label probe")
-	l2 := fs.Float64("probe-l2", def.ProbeOpt.L2, "probe L2 weight λ (mean cross-entropy + λ/2·‖W‖²)")
-	iters := fs.Int("probe-iters", def.ProbeOpt.MaxIter, "probe L-BFGS iterations at most")
-	pixelIters := fs.Int("pixel-probe-iters", def.PixelProbeIters, "pixel-space probe L-BFGS iterations at most")
-	tsneN := fs.Int("tsne-n", def.TSNEN, "test latents in the t-SNE map")
-	tsneIters := fs.Int("tsne-iters", def.TSNEOpt.Iterations, "t-SNE iterations")
-	chains := fs.Int("chains", def.Chains, "SGLD samples drawn from noise")
-	chainSteps := fs.Int("chain-steps", def.ChainSteps, "SGLD steps per sample")
-	seed := fs.Uint64("seed", def.Seed, "random seed (probe subsets, OOD images, t-SNE, SGLD)")
-	trainLimit := fs.Int("train-limit", 0, "use only the first N training images (0: all)")
-	testLimit := fs.Int("test-limit", 0, "use only the first N test images (0: all)")
-	split := fs.String("split", "test", "what 1-NN queries: test (the test split against the training split) or val (the last --val-n training images against the ones before them; for choosing recipes)")
-	valN := fs.Int("val-n", 10000, "images held out of the training split by --split val")
-	labBook := fs.String("plot-lab-book", "", "draw 1-NN against training minutes from this lab-book TSV (scripts/experiment.sh) into --plot-out, then stop")
-	plotOut := fs.String("plot-out", "docs/experiments-knn1.png", "picture written by --plot-lab-book")
-	readme := fs.String("update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments, then stop")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
+	f, err := parseEvalFlags(args, stderr)
+	if f == nil || err != nil { // -h, or a bad flag
 		return err
 	}
-	if *readme != "" {
-		return updateReadme(*readme, fs.Args())
+	switch {
+	case f.readme != "":
+		return updateReadme(f.readme, f.args)
+	case f.labBook != "":
+		return plotLabBook(f.labBook, f.plotOut, f.split, f.name)
+	case len(f.args) > 0:
+		return fmt.Errorf("eval: unexpected arguments %q", f.args)
 	}
-	if *labBook != "" {
-		return plotLabBook(*labBook, *plotOut, *split, *name)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("eval: unexpected arguments %q", fs.Args())
-	}
-	if *suite == "" {
-		*suite = "knn"
-		if *out != "" {
-			*suite = "full"
-		}
-	}
-	parts, err := parseSuite(*suite)
+	opt, err := f.options(stderr)
 	if err != nil {
 		return err
 	}
-	if parts[partPictures] && *out == "" {
-		return errors.New("eval: pictures need --out DIR")
-	}
-	if *name == "" {
-		*name = "mnist"
-		if m, err := encoder.Load(*model, 1); err == nil {
-			if m.Dataset != "" {
-				*name = m.Dataset
-			}
-			m.Close()
-		}
-	}
-	opt := def
-	opt.Model, opt.Baselines, opt.Out, opt.Threads, opt.Seed = *model, baselines, *out, *threads, *seed
-	opt.Probe, opt.OOD, opt.Pictures = parts[partProbe], parts[partOOD], parts[partPictures]
-	opt.OODN, opt.ProbeSeeds, opt.TSNEN, opt.Chains, opt.ChainSteps = *oodN, *seeds, *tsneN, *chains, *chainSteps
-	opt.ProbeOpt.L2, opt.ProbeOpt.MaxIter, opt.PixelProbeIters, opt.TSNEOpt.Iterations = *l2, *iters, *pixelIters, *tsneIters
-	opt.TSNEOpt.ExagIters = min(opt.TSNEOpt.ExagIters, *tsneIters/3)
-	opt.Log = stderr
-	opt.ProbeLabels = nil
-	for _, f := range strings.Split(*labels, ",") {
-		k, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || k < 1 {
-			return fmt.Errorf("eval: bad --probe-labels entry %q", f)
-		}
-		opt.ProbeLabels = append(opt.ProbeLabels, k)
-	}
-	if opt.Train, err = data.LoadEnv(*name, "train", env); err != nil {
-		return err
-	}
-	switch *split {
-	case "test":
-		if opt.Test, err = data.LoadEnv(*name, "test", env); err != nil {
-			return err
-		}
-	case "val":
-		if opt.Train, opt.Test, err = data.ValidationSplit(opt.Train, *valN); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("eval: --split %q: want test or val", *split)
-	}
-	limit(opt.Train, *trainLimit)
-	limit(opt.Test, *testLimit)
-	if opt.OOD {
-		sets := *oodData
-		if sets == "" {
-			sets = oodCounterpart(*name)
-		}
-		for _, s := range strings.Split(sets, ",") {
-			if s = strings.TrimSpace(s); s == "" {
-				continue
-			}
-			set, err := data.LoadEnv(s, "test", env)
-			if err != nil {
-				return fmt.Errorf("OOD set: %w", err)
-			}
-			opt.OODSets = append(opt.OODSets, set)
-		}
-	}
-	if *out != "" {
-		if err := os.MkdirAll(*out, 0o755); err != nil {
+	// Loading does not look at ctx; an interrupt leaves it behind.
+	loaded := make(chan error, 1)
+	go func() { loaded <- f.loadSets(&opt, env) }()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-loaded:
+		if err != nil {
 			return err
 		}
 	}
-	r, err := eval.Run(opt)
+	r, err := runSuite(ctx, opt, f.out)
 	if err != nil {
 		return err
 	}
-	if *out != "" {
-		if err := eval.WriteReport(*out, r); err != nil {
-			return err
-		}
-	}
-	if *asJSON {
+	if f.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
-	printReport(stdout, r, *out)
+	printReport(stdout, r, f.out)
 	return nil
+}
+
+// evalFlags are the flags of `cebm eval`; the suite's own settings go
+// straight into opt.
+type evalFlags struct {
+	opt                                    eval.Options
+	name, out, suite, oodData, probeLabels string
+	split, labBook, plotOut, readme        string
+	asJSON                                 bool
+	trainLimit, testLimit, valN            int
+	args                                   []string // after the flags
+}
+
+// parseEvalFlags reads args; it returns nil, nil for -h.
+func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &evalFlags{opt: eval.DefaultOptions()}
+	o := &f.opt
+	fs.StringVar(&o.Model, "model", "models/mnist-cebm.onnx", "exported model")
+	fs.StringVar(&f.name, "data", "", "data set (see cebm data list; default: the one the model was trained on)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the results as JSON")
+	fs.IntVar(&o.Threads, "threads", 0, "ONNX Runtime threads (0: all cores)")
+	fs.StringVar(&f.out, "out", "", "write results.json, results.md and the pictures into this folder (implies --suite full)")
+	fs.StringVar(&f.suite, "suite", "", "what to run: knn, full, or a comma list of knn, probe, ood, pictures (default knn; full with --out)")
+	fs.Func("baseline", "another exported model (e.g. an IGEBM) evaluated beside --model; repeatable", func(s string) error {
+		o.Baselines = append(o.Baselines, s)
+		return nil
+	})
+	fs.StringVar(&f.oodData, "ood-data", "", "comma list of data sets whose test split is OOD (default: fashion-mnist for mnist and vice versa)")
+	fs.IntVar(&o.OODN, "ood-n", o.OODN, "images per side in each OOD comparison")
+	fs.StringVar(&f.probeLabels, "probe-labels", "1,10,100", "comma list of labels per class for the few-label probes")
+	fs.IntVar(&o.ProbeSeeds, "probe-seeds", o.ProbeSeeds, "random subsets per few-label probe")
+	fs.Float64Var(&o.ProbeOpt.L2, "probe-l2", o.ProbeOpt.L2, "probe L2 weight λ (mean cross-entropy + λ/2·‖W‖²)")
+	fs.IntVar(&o.ProbeOpt.MaxIter, "probe-iters", o.ProbeOpt.MaxIter, "probe L-BFGS iterations at most")
+	fs.IntVar(&o.PixelProbeIters, "pixel-probe-iters", o.PixelProbeIters, "pixel-space probe L-BFGS iterations at most")
+	fs.IntVar(&o.TSNEN, "tsne-n", o.TSNEN, "test latents in the t-SNE map")
+	fs.IntVar(&o.TSNEOpt.Iterations, "tsne-iters", o.TSNEOpt.Iterations, "t-SNE iterations")
+	fs.IntVar(&o.Chains, "chains", o.Chains, "SGLD samples drawn from noise")
+	fs.IntVar(&o.ChainSteps, "chain-steps", o.ChainSteps, "SGLD steps per sample")
+	fs.Uint64Var(&o.Seed, "seed", o.Seed, "random seed (probe subsets, OOD images, t-SNE, SGLD)")
+	fs.IntVar(&f.trainLimit, "train-limit", 0, "use only the first N training images (0: all)")
+	fs.IntVar(&f.testLimit, "test-limit", 0, "use only the first N test images (0: all)")
+	fs.StringVar(&f.split, "split", "test", "what 1-NN queries: test (the test split against the training split) or val (the last --val-n training images against the ones before them; for choosing recipes)")
+	fs.IntVar(&f.valN, "val-n", 10000, "images held out of the training split by --split val")
+	fs.StringVar(&f.labBook, "plot-lab-book", "", "draw 1-NN against training minutes from this lab-book TSV (scripts/experiment.sh) into --plot-out, then stop")
+	fs.StringVar(&f.plotOut, "plot-out", "docs/experiments-knn1.png", "picture written by --plot-lab-book")
+	fs.StringVar(&f.readme, "update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments, then stop")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil, nil
+		}
+		return nil, err
+	}
+	f.args = fs.Args()
+	return f, nil
+}
+
+// options completes the suite's options from the flags: the parts of the
+// suite, the probe label counts and the data set.
+func (f *evalFlags) options(log io.Writer) (eval.Options, error) {
+	opt := f.opt
+	if f.suite == "" {
+		f.suite = "knn"
+		if f.out != "" {
+			f.suite = "full"
+		}
+	}
+	parts, err := parseSuite(f.suite)
+	if err != nil {
+		return opt, err
+	}
+	if parts[partPictures] && f.out == "" {
+		return opt, errors.New("eval: pictures need --out DIR")
+	}
+	opt.Probe, opt.OOD, opt.Pictures = parts[partProbe], parts[partOOD], parts[partPictures]
+	opt.TSNEOpt.ExagIters = min(opt.TSNEOpt.ExagIters, opt.TSNEOpt.Iterations/3)
+	opt.Log = log
+	opt.ProbeLabels = nil
+	for _, s := range strings.Split(f.probeLabels, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || k < 1 {
+			return opt, fmt.Errorf("eval: bad --probe-labels entry %q", s)
+		}
+		opt.ProbeLabels = append(opt.ProbeLabels, k)
+	}
+	if f.name == "" {
+		f.name = "mnist"
+		if m, err := encoder.Load(opt.Model, 1); err == nil {
+			if m.Dataset != "" {
+				f.name = m.Dataset
+			}
+			m.Close()
+		}
+	}
+	return opt, nil
+}
+
+// loadSets loads the training, query and OOD sets into opt.
+func (f *evalFlags) loadSets(opt *eval.Options, env func(string) string) error {
+	var err error
+	if opt.Train, err = data.LoadEnv(f.name, "train", env); err != nil {
+		return err
+	}
+	switch f.split {
+	case "test":
+		if opt.Test, err = data.LoadEnv(f.name, "test", env); err != nil {
+			return err
+		}
+	case "val":
+		if opt.Train, opt.Test, err = data.ValidationSplit(opt.Train, f.valN); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("eval: --split %q: want test or val", f.split)
+	}
+	limit(opt.Train, f.trainLimit)
+	limit(opt.Test, f.testLimit)
+	if !opt.OOD {
+		return nil
+	}
+	sets := cmp.Or(f.oodData, oodCounterpart(f.name))
+	for _, s := range strings.Split(sets, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		set, err := data.LoadEnv(s, "test", env)
+		if err != nil {
+			return fmt.Errorf("OOD set: %w", err)
+		}
+		opt.OODSets = append(opt.OODSets, set)
+	}
+	return nil
+}
+
+// runSuite runs the suite and, with an output folder, writes its report
+// and pictures there. They are made in a hidden folder beside out and
+// moved into out only when the suite has finished, so a cancelled or
+// failed run leaves out as it was.
+func runSuite(ctx context.Context, opt eval.Options, out string) (*eval.Report, error) {
+	if out == "" {
+		return eval.Run(ctx, opt)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, err
+	}
+	stage, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(stage)
+	opt.Out = stage
+	r, err := eval.Run(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := eval.WriteReport(stage, r); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	files, err := os.ReadDir(stage)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range files {
+		if err := os.Rename(filepath.Join(stage, e.Name()), filepath.Join(out, e.Name())); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // printReport is the plain-text output.

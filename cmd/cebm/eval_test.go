@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -10,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const shippedModel = "../../models/mnist-cebm.onnx"
@@ -174,5 +178,32 @@ func TestEvalSuiteFlag(t *testing.T) {
 	}
 	if _, err := runCmd(t, nil, "eval", "--suite", "pictures"); err == nil {
 		t.Error("pictures without --out accepted")
+	}
+}
+
+// Cancelling eval (Ctrl-C) stops the full suite within a second, with the
+// context's error, and leaves neither the output folder nor a partial one.
+func TestEvalCancel(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "results")
+	for _, after := range []time.Duration{1500 * time.Millisecond, 4 * time.Second} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancelled := make(chan time.Time, 1)
+		time.AfterFunc(after, func() { cancelled <- time.Now(); cancel() })
+		var stdout, stderr bytes.Buffer
+		err := run(ctx, []string{"eval", "--model", shippedModel, "--data", "mnist", "--out", out, "--threads", "1"}, os.Getenv, &stdout, &stderr)
+		returned := time.Now()
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled after %v: error %v\n%s", after, err, stderr.String())
+		}
+		if took := returned.Sub(<-cancelled); took > time.Second {
+			t.Errorf("cancelled after %v: stopped %v later\n%s", after, took, stderr.String())
+		} else {
+			t.Logf("cancelled after %v: stopped %v later", after, took)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("cancelled after %v: %s holds %v", after, dir, entries)
+		}
 	}
 }

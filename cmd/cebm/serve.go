@@ -17,6 +17,7 @@ import (
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
 	"github.com/cebm/cebm/internal/ort"
+	"github.com/cebm/cebm/reference"
 )
 
 // serveConfig is every setting of `cebm serve`: each a flag, each also an
@@ -213,7 +214,9 @@ func loadService(ctx context.Context, cfg *serveConfig, svc *api.Server, log *sl
 	if err != nil {
 		return m, err
 	}
-	svc.SetIndex(ix)
+	if err := svc.SetIndex(ix); err != nil {
+		return m, err
+	}
 	log.Info("ready", "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
 	return m, nil
 }
@@ -233,10 +236,10 @@ func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log
 	if cfg.ReferenceLimit > 0 {
 		n = min(n, cfg.ReferenceLimit)
 	}
-	ref := api.Reference{
+	ref := reference.Set{
 		Name:   fmt.Sprintf("%s:%s:%d", cfg.Reference, cfg.ReferenceSplit, n),
 		Images: set.Images[:n*set.Size()],
 		Labels: set.Labels[:n],
 	}
-	return api.LoadOrBuildIndex(ctx, m, ref, cfg.CacheDir, log)
+	return reference.LoadOrBuild(ctx, m, ref, cfg.CacheDir, log)
 }

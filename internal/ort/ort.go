@@ -1,7 +1,7 @@
 // Package ort finds and initialises the ONNX Runtime shared library once per
 // process. The library is fetched by scripts/setup.sh (make setup) into
-// .ort/ at the repository root; CEBM_ORT_LIB (or the --ort-lib flag of the
-// cebm command) points elsewhere.
+// .ort/ at the repository root; CEBM_ORT_LIB (or SetLibraryPath) points
+// elsewhere.
 package ort
 
 import (
@@ -26,10 +26,8 @@ const EnvProfile = "CEBM_ORT_PROFILE"
 const SetupHint = "make setup"
 
 var (
-	mu       sync.Mutex
-	libPath  string
-	initErr  error
-	initDone bool
+	mu      sync.Mutex
+	libPath string
 )
 
 // SetLibraryPath overrides where the library is looked for. It must be
@@ -74,28 +72,21 @@ func LibraryPath() (string, error) {
 }
 
 // Init loads the library and creates the ONNX Runtime environment. It is
-// safe to call many times; only the first call does work.
-func Init() error {
-	mu.Lock()
-	defer mu.Unlock()
-	if initDone {
-		return initErr
-	}
-	initDone = true
-	mu.Unlock()
+// safe to call many times and from many goroutines: the first call does the
+// work, and every call returns only once it is done, with its result.
+func Init() error { return initOnce() }
+
+var initOnce = sync.OnceValue(func() error {
 	p, err := LibraryPath()
-	mu.Lock()
 	if err != nil {
-		initErr = err
 		return err
 	}
 	onnx.SetSharedLibraryPath(p)
 	if err := onnx.InitializeEnvironment(onnx.WithLogLevelError()); err != nil {
-		initErr = fmt.Errorf("initialising ONNX Runtime from %s: %w", p, err)
-		return initErr
+		return fmt.Errorf("initialising ONNX Runtime from %s: %w", p, err)
 	}
 	return nil
-}
+})
 
 // Threads is the number of intra-op threads sessions should use by default:
 // every core the process may use.

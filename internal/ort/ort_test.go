@@ -1,11 +1,13 @@
 package ort
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	onnx "github.com/yalue/onnxruntime_go"
 )
@@ -58,6 +60,53 @@ func TestDynamicBatch(t *testing.T) {
 		}
 		x.Destroy()
 		outs[0].Destroy()
+	}
+}
+
+// TestConcurrentInit: every caller of Init that gets nil finds the runtime
+// initialised, however many call at once. Each try runs in a fresh process,
+// where nothing has called Init yet; the window the test looks for is
+// short, so it tries several times.
+func TestConcurrentInit(t *testing.T) {
+	if os.Getenv("CEBM_ORT_TEST_CHILD") != "1" {
+		for range 12 {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestConcurrentInit$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "CEBM_ORT_TEST_CHILD=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		}
+		return
+	}
+	if onnx.IsInitialized() {
+		t.Fatal("initialised before the test")
+	}
+	const callers = 16
+	start := make(chan struct{})
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			<-start
+			// Keep calling for a while, so that calls land while the
+			// first one is still loading the library.
+			for end := time.Now().Add(20 * time.Millisecond); time.Now().Before(end); {
+				if err := Init(); err != nil {
+					errs <- err
+					return
+				}
+				if !onnx.IsInitialized() {
+					errs <- errors.New("Init returned before the runtime was initialised")
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	close(start)
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
 

@@ -63,10 +63,10 @@ func gradCases() []gradCase {
 		{name: "Conv/3x3s2p0", shapes: [][]int{{Batch, 2, 8, 8}, {2, 2, 3, 3}, {2}}, build: convCase(ConvSpec{Stride: 2})},
 		{name: "Conv/dilation2", shapes: [][]int{{Batch, 1, 7, 7}, {2, 1, 3, 3}, {2}}, build: convCase(ConvSpec{Stride: 1, Pad: 2, Dilation: 2})},
 		{name: "ConvTranspose/4x4s2p1", shapes: [][]int{{Batch, 3, 4, 4}, {3, 2, 4, 4}, {2}}, build: func(g *Graph, in []*Value) *Value {
-			return g.ConvTranspose(in[0], in[1], in[2], ConvSpec{Stride: 2, Pad: 1}, 0)
+			return g.convTranspose(in[0], in[1], in[2], ConvSpec{Stride: 2, Pad: 1, Dilation: 1}, []int{0, 0})
 		}},
 		{name: "ConvTranspose/outpad", shapes: [][]int{{Batch, 2, 3, 3}, {2, 2, 3, 3}, {2}}, build: func(g *Graph, in []*Value) *Value {
-			return g.ConvTranspose(in[0], in[1], in[2], ConvSpec{Stride: 2, Pad: 1}, 1)
+			return g.convTranspose(in[0], in[1], in[2], ConvSpec{Stride: 2, Pad: 1, Dilation: 1}, []int{1, 1})
 		}},
 		// Second order: the gradient of a function of ∂f/∂x, as denoising
 		// score matching needs. Each case differentiates one node kind that

@@ -1,10 +1,12 @@
 package graph
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -71,56 +73,10 @@ func (g *Graph) Marshal(opt ModelOptions) ([]byte, error) {
 	if len(g.outputs) == 0 {
 		return nil, fmt.Errorf("graph: no outputs")
 	}
-	used := g.usedValues()
-	var gb []byte
-	for i, n := range g.nodes {
-		if !used[n.outputs[0]] {
-			continue // not needed for any output: ONNX Runtime would compute it anyway
-		}
-		gb = protowire.AppendTag(gb, graphNode, protowire.BytesType)
-		gb = protowire.AppendBytes(gb, encodeNode(n, i))
+	gb, err := g.encodeGraph(opt)
+	if err != nil {
+		return nil, err
 	}
-	name := opt.Name
-	if name == "" {
-		name = "cebm"
-	}
-	gb = appendString(gb, graphName, name)
-	for _, c := range g.consts {
-		if !used[c] {
-			continue
-		}
-		gb = protowire.AppendTag(gb, graphInitializer, protowire.BytesType)
-		gb = protowire.AppendBytes(gb, encodeConst(c))
-	}
-	for _, p := range g.params {
-		if !used[p] {
-			continue
-		}
-		if data, ok := opt.Params[p.name]; ok {
-			if len(data) != p.Size() {
-				return nil, fmt.Errorf("graph: param %s has %d values, want %d", p.name, len(data), p.Size())
-			}
-			gb = protowire.AppendTag(gb, graphInitializer, protowire.BytesType)
-			gb = protowire.AppendBytes(gb, encodeFloat32(p.name, p.shape, g.dtype, data))
-		}
-	}
-	for _, in := range g.inputs {
-		if used[in] {
-			gb = protowire.AppendTag(gb, graphInput, protowire.BytesType)
-			gb = protowire.AppendBytes(gb, encodeValueInfo(in))
-		}
-	}
-	for _, p := range g.params {
-		if _, ok := opt.Params[p.name]; !ok && used[p] {
-			gb = protowire.AppendTag(gb, graphInput, protowire.BytesType)
-			gb = protowire.AppendBytes(gb, encodeValueInfo(p))
-		}
-	}
-	for _, o := range g.outputs {
-		gb = protowire.AppendTag(gb, graphOutput, protowire.BytesType)
-		gb = protowire.AppendBytes(gb, encodeValueInfo(o))
-	}
-
 	var mb []byte
 	mb = protowire.AppendTag(mb, modelIRVersion, protowire.VarintType)
 	mb = protowire.AppendVarint(mb, irVersion)
@@ -129,27 +85,74 @@ func (g *Graph) Marshal(opt ModelOptions) ([]byte, error) {
 	if opt.DocString != "" {
 		mb = appendString(mb, modelDocString, opt.DocString)
 	}
-	mb = protowire.AppendTag(mb, modelGraph, protowire.BytesType)
-	mb = protowire.AppendBytes(mb, gb)
+	mb = appendMessage(mb, modelGraph, gb)
 	var ob []byte
 	ob = appendString(ob, 1, "") // default domain
 	ob = protowire.AppendTag(ob, 2, protowire.VarintType)
 	ob = protowire.AppendVarint(ob, Opset)
-	mb = protowire.AppendTag(mb, modelOpsetImport, protowire.BytesType)
-	mb = protowire.AppendBytes(mb, ob)
-	keys := make([]string, 0, len(opt.Metadata))
-	for k := range opt.Metadata {
-		keys = append(keys, k)
+	mb = appendMessage(mb, modelOpsetImport, ob)
+	return appendMetadata(mb, opt.Metadata), nil
+}
+
+// encodeGraph is the GraphProto: the nodes, constants and parameter values
+// the outputs need, then the inputs (data, and parameters without values)
+// and the outputs.
+func (g *Graph) encodeGraph(opt ModelOptions) ([]byte, error) {
+	used := g.usedValues()
+	var gb []byte
+	for i, n := range g.nodes {
+		if used[n.outputs[0]] { // ONNX Runtime would compute an unused node anyway
+			gb = appendMessage(gb, graphNode, encodeNode(n, i))
+		}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	gb = appendString(gb, graphName, cmp.Or(opt.Name, "cebm"))
+	for _, c := range g.consts {
+		if used[c] {
+			gb = appendMessage(gb, graphInitializer, encodeConst(c))
+		}
+	}
+	for _, p := range g.params {
+		data, ok := opt.Params[p.name]
+		if !ok || !used[p] {
+			continue
+		}
+		if len(data) != p.Size() {
+			return nil, fmt.Errorf("graph: param %s has %d values, want %d", p.name, len(data), p.Size())
+		}
+		gb = appendMessage(gb, graphInitializer, encodeFloat32(p.name, p.shape, g.dtype, data))
+	}
+	for _, in := range g.inputs {
+		if used[in] {
+			gb = appendMessage(gb, graphInput, encodeValueInfo(in))
+		}
+	}
+	for _, p := range g.params {
+		if _, ok := opt.Params[p.name]; !ok && used[p] {
+			gb = appendMessage(gb, graphInput, encodeValueInfo(p))
+		}
+	}
+	for _, o := range g.outputs {
+		gb = appendMessage(gb, graphOutput, encodeValueInfo(o))
+	}
+	return gb, nil
+}
+
+// appendMetadata appends metadata_props in key order, so that the same
+// model always gives the same bytes.
+func appendMetadata(mb []byte, meta map[string]string) []byte {
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
 		var e []byte
 		e = appendString(e, 1, k)
-		e = appendString(e, 2, opt.Metadata[k])
-		mb = protowire.AppendTag(mb, modelMetadataProps, protowire.BytesType)
-		mb = protowire.AppendBytes(mb, e)
+		e = appendString(e, 2, meta[k])
+		mb = appendMessage(mb, modelMetadataProps, e)
 	}
-	return mb, nil
+	return mb
+}
+
+// appendMessage appends an embedded message as field.
+func appendMessage(b []byte, field protowire.Number, msg []byte) []byte {
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	return protowire.AppendBytes(b, msg)
 }
 
 // usedValues marks every value the outputs depend on.

@@ -559,19 +559,10 @@ func (g *Graph) convWeightGrad(x, dy *Value, wShape []int, c ConvSpec) *Value {
 	return g.add("Transpose", wShape, g.dtype, []*Value{r}, intsAttr("perm", 1, 0, 2, 3))
 }
 
-// ConvTranspose is the adjoint of Conv: x [B, C_in, H, W] with w
-// [C_in, C_out, kh, kw], optional bias b [C_out], output padding outPad.
-func (g *Graph) ConvTranspose(x, w, b *Value, spec ConvSpec, outPad int) *Value {
-	c := spec.norm()
-	if x.Rank() != 4 || w.Rank() != 4 || x.shape[1] != w.shape[0] {
-		g.fail("ConvTranspose: x %v, W %v", x.shape, w.shape)
-		return x
-	}
-	return g.convTranspose(x, w, b, c, []int{outPad, outPad})
-}
-
-// convTranspose is ConvTranspose with an output padding per spatial axis;
-// Conv's input gradient is one, so it must be differentiable too.
+// convTranspose is the adjoint of Conv: x [B, C_in, H, W] with w [C_in,
+// C_out, kh, kw], optional bias b [C_out] and an output padding per
+// spatial axis. Conv's input gradient is one, and it must be differentiable
+// too: denoising score matching differentiates ∂E/∂x.
 func (g *Graph) convTranspose(x, w, b *Value, c ConvSpec, outPad []int) *Value {
 	oh := (x.shape[2]-1)*c.Stride - 2*c.Pad + c.Dilation*(w.shape[2]-1) + 1 + outPad[0]
 	ow := (x.shape[3]-1)*c.Stride - 2*c.Pad + c.Dilation*(w.shape[3]-1) + 1 + outPad[1]

@@ -1,4 +1,7 @@
-package api
+// Package reference builds the latent index of a labelled reference set
+// (the images the service's k-NN answers come from) and caches it as an
+// index snapshot keyed by the model and the set.
+package reference
 
 import (
 	"context"
@@ -13,25 +16,25 @@ import (
 	"github.com/cebm/cebm/index"
 )
 
-// Reference is a labelled reference set: n images, NCHW, scaled to
-// [-1, 1] like the model's input.
-type Reference struct {
+// Set is a labelled reference set: n images, NCHW, scaled to [-1, 1] like
+// the model's input.
+type Set struct {
 	Name   string // e.g. "mnist:train:60000", part of the snapshot's key
 	Images []float32
 	Labels []int
 }
 
-// SnapshotPath is where the index of ref under model digest is cached in
-// dir.
+// SnapshotPath is where the index of the set refName under model digest is
+// cached in dir.
 func SnapshotPath(dir, digest, refName string) string {
 	key := encoder.ContentID(digest+"\x00"+refName, nil)
 	return filepath.Join(dir, "index-"+key+".idx")
 }
 
-// LoadOrBuildIndex loads the cached index of ref under m from cacheDir, or
+// LoadOrBuild loads the cached index of ref under m from cacheDir, or
 // encodes ref (logging its progress), builds the index and caches it. A
 // stale or corrupt snapshot is rebuilt. cacheDir "" disables the cache.
-func LoadOrBuildIndex(ctx context.Context, m *encoder.Model, ref Reference, cacheDir string, log *slog.Logger) (*index.Index, error) {
+func LoadOrBuild(ctx context.Context, m *encoder.Model, ref Set, cacheDir string, log *slog.Logger) (*index.Index, error) {
 	var path string
 	if cacheDir != "" {
 		path = SnapshotPath(cacheDir, m.Digest, ref.Name)
@@ -45,7 +48,7 @@ func LoadOrBuildIndex(ctx context.Context, m *encoder.Model, ref Reference, cach
 			log.Warn("index snapshot unusable, rebuilding", "path", path, "err", err)
 		}
 	}
-	ix, err := BuildIndex(ctx, m, ref, log)
+	ix, err := Build(ctx, m, ref, log)
 	if err != nil {
 		return nil, err
 	}
@@ -61,9 +64,9 @@ func LoadOrBuildIndex(ctx context.Context, m *encoder.Model, ref Reference, cach
 	return ix, nil
 }
 
-// BuildIndex encodes the reference images with m and indexes their
-// posterior means with their labels, logging progress every tenth.
-func BuildIndex(ctx context.Context, m *encoder.Model, ref Reference, log *slog.Logger) (*index.Index, error) {
+// Build encodes the reference images with m and indexes their posterior
+// means with their labels, logging progress every tenth.
+func Build(ctx context.Context, m *encoder.Model, ref Set, log *slog.Logger) (*index.Index, error) {
 	per, d := m.InputSize(), m.LatentDim
 	n := len(ref.Labels)
 	if len(ref.Images) != n*per {
@@ -78,7 +81,7 @@ func BuildIndex(ctx context.Context, m *encoder.Model, ref Reference, log *slog.
 			return nil, err
 		}
 		e := min(n, s+chunk)
-		lat, err := m.Latents(ref.Images[s*per:e*per], e-s, 128)
+		lat, err := m.Latents(ctx, ref.Images[s*per:e*per], e-s, 128)
 		if err != nil {
 			return nil, err
 		}
