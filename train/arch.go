@@ -127,18 +127,29 @@ func InitParams(specs []ParamSpec, rng *rand.Rand) [][]float32 {
 // parameter values (graph params or constants) in ParamSpecs order. It
 // returns the head's output and the head's input (the IGEBM "latent").
 func (a Arch) Network(g *graph.Graph, x *graph.Value, p []*graph.Value) (out, feature *graph.Value) {
+	out, feature, _ = a.network(g, x, p)
+	return out, feature
+}
+
+// network is Network that also returns every hidden layer's
+// pre-activation (the input of its Swish), for data-dependent init.
+func (a Arch) network(g *graph.Graph, x *graph.Value, p []*graph.Value) (out, feature *graph.Value, pre []*graph.Value) {
 	h := x
 	k := 0
 	for _, l := range a.Convs {
-		h = g.Swish(g.Conv(h, p[k], p[k+1], graph.ConvSpec{Stride: l.Stride, Pad: l.Pad}))
+		z := g.Conv(h, p[k], p[k+1], graph.ConvSpec{Stride: l.Stride, Pad: l.Pad})
+		pre = append(pre, z)
+		h = g.Swish(z)
 		k += 2
 	}
 	h = g.Flatten(h)
 	for range a.Hidden {
-		h = g.Swish(g.Linear(h, p[k], p[k+1]))
+		z := g.Linear(h, p[k], p[k+1])
+		pre = append(pre, z)
+		h = g.Swish(z)
 		k += 2
 	}
-	return g.Linear(h, p[k], p[k+1]), h
+	return g.Linear(h, p[k], p[k+1]), h, pre
 }
 
 // FLOPs is the number of multiply-adds ×2 of one forward pass per image.

@@ -24,6 +24,8 @@ type Config struct {
 	SigmaMax  float64 `json:"sigma_max,omitempty"`  //
 	BaseSigma float64 `json:"base_sigma,omitempty"` // dsm: Gaussian base measure N(0, (σ_B² + σ²)·I) at noise level σ; 0: none
 
+	Init string `json:"init,omitempty"` // network initialisation: InitPyTorch or InitLSUV
+
 	BatchSize int     `json:"batch_size"`
 	LR        float64 `json:"lr"`
 	Beta1     float64 `json:"beta1"`
@@ -58,7 +60,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Kind: CEBM, Arch: "mnist", Components: 10, Data: "mnist", Seed: 1,
-		Objective: "cd", SigmaMin: 0.3, SigmaMax: 1.0,
+		Objective: "cd", SigmaMin: 0.3, SigmaMax: 1.0, Init: InitPyTorch,
 		BatchSize: 100, LR: 1e-4, Beta1: 0.9, Beta2: 0.999, AdamEps: 1e-8,
 		Gamma: 0.1, DataNoise: 0.03,
 		SGLDSteps: 60, SGLDStep: 1.0, SGLDNoise: 0.0075,
@@ -81,6 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.SigmaMin, "sigma-min", c.SigmaMin, "dsm: smallest noise level σ")
 	fs.Float64Var(&c.SigmaMax, "sigma-max", c.SigmaMax, "dsm: largest noise level σ (σ is log-uniform in [min, max])")
 	fs.Float64Var(&c.BaseSigma, "base-sigma", c.BaseSigma, "dsm: Gaussian base measure N(0, (σ_B²+σ²)I) added to the energy (x-only: the posterior is unchanged); 0: none")
+	fs.StringVar(&c.Init, "init", c.Init, "network initialisation: pytorch (U(±1/√fan_in), the authors' code) or lsuv (then each hidden layer rescaled to unit-variance pre-activations on 500 training images)")
 	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "minibatch size B")
 	fs.Float64Var(&c.LR, "lr", c.LR, "Adam learning rate")
 	fs.Float64Var(&c.Beta1, "beta1", c.Beta1, "Adam β1")
@@ -130,6 +133,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("objective %q: want cd or dsm", c.Objective)
 	case c.Objective == "dsm" && (c.SigmaMin <= 0 || c.SigmaMax < c.SigmaMin):
 		return fmt.Errorf("noise levels [%v, %v]: want 0 < sigma-min ≤ sigma-max", c.SigmaMin, c.SigmaMax)
+	case c.Init != "" && c.Init != InitPyTorch && c.Init != InitLSUV:
+		return fmt.Errorf("init %q: want %s or %s", c.Init, InitPyTorch, InitLSUV)
 	case c.BaseSigma < 0:
 		return fmt.Errorf("base sigma %v < 0", c.BaseSigma)
 	case c.BatchSize < 1:

@@ -61,8 +61,9 @@ func ExportModel(path string, st *State, classes []string) error {
 	return atomicfile.WriteBytes(path, b)
 }
 
-// WritePictures draws the training curves and a grid of replay-buffer
-// samples into the run folder.
+// WritePictures draws the training curves and a grid of samples into the
+// run folder: the replay buffer's chains (contrastive divergence), or
+// annealed Langevin samples (score matching, which keeps no chains).
 func WritePictures(dir string, t *Trainer) error {
 	ms, err := ReadMetrics(filepath.Join(dir, MetricsFile))
 	if err != nil {
@@ -72,6 +73,13 @@ func WritePictures(dir string, t *Trainer) error {
 		return err
 	}
 	a := t.Model.Arch
+	if t.State.Config.Objective == "dsm" {
+		x, err := t.AnnealedSamples(64, t.State.Config.Seed)
+		if err != nil {
+			return err
+		}
+		return data.SaveGrid(filepath.Join(dir, SamplesFile), x, 64, a.C, a.H, a.W, nil, 8)
+	}
 	n := min(64, t.State.Config.BufferSize)
 	return data.SaveGrid(filepath.Join(dir, SamplesFile), t.State.Buffer[:n*a.C*a.H*a.W], n, a.C, a.H, a.W, nil, 8)
 }

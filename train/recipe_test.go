@@ -2,10 +2,14 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cebm/cebm/train/graph"
 )
 
 // TestLRSchedule: linear warm-up, then a cosine from LR to LRFinal that
@@ -110,5 +114,102 @@ func TestResumeValidates(t *testing.T) {
 		OnResume: func(c *Config) { c.LR = -1 }})
 	if err == nil || !strings.Contains(err.Error(), "learning rate") {
 		t.Fatalf("resume with a negative learning rate: err = %v", err)
+	}
+}
+
+// TestLSUV: after the data-dependent init every hidden layer's
+// pre-activations have unit variance on training images (they start far
+// below it with PyTorch's scale), and the head is left as drawn.
+func TestLSUV(t *testing.T) {
+	data := mnistTrain(t, 300)
+	m, _ := NewModel(CEBM, MNISTArch(), 0)
+	params := m.InitParams(rand.New(rand.NewPCG(1, 2)))
+	head := slices.Clone(params[len(params)-2])
+	stds := func() []float64 {
+		g := graph.New(graph.Float32)
+		x, ps := m.declare(g)
+		_, _, pre := m.Arch.network(g, x, ps)
+		for i, z := range pre {
+			g.Output(fmt.Sprintf("pre%d", i), z)
+		}
+		sess, err := graph.NewSession(g, graph.ModelOptions{}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+		feed := map[string][]float32{inX: data.X}
+		for i, s := range m.ParamSpecs() {
+			feed[s.Name] = params[i]
+		}
+		out, err := sess.Run(data.N, feed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res []float64
+		for i := range pre {
+			v := out[fmt.Sprintf("pre%d", i)]
+			var s, s2 float64
+			for _, f := range v {
+				s += float64(f)
+				s2 += float64(f) * float64(f)
+			}
+			mean := s / float64(len(v))
+			res = append(res, math.Sqrt(s2/float64(len(v))-mean*mean))
+		}
+		return res
+	}
+	before := stds()
+	if err := LSUV(m, params, data, rand.New(rand.NewPCG(3, 4)), 1); err != nil {
+		t.Fatal(err)
+	}
+	after := stds()
+	for i := range after {
+		if math.Abs(after[i]-1) > 0.1 {
+			t.Errorf("layer %d: pre-activation std %.3f after LSUV (%.3f before), want 1", i, after[i], before[i])
+		}
+	}
+	if before[len(before)-1] > 0.5 {
+		t.Errorf("the last hidden layer's std was %.3f before LSUV: the test no longer shows a change", before[len(before)-1])
+	}
+	if !slices.Equal(head, params[len(params)-2]) {
+		t.Error("LSUV changed the head's weights")
+	}
+}
+
+// TestAnnealedSamples: score-matching runs draw their pictures by annealed
+// Langevin: the right number of finite images in [−1, 1], the same for the
+// same seed, and the run's own random stream is left where it was.
+func TestAnnealedSamples(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Objective, cfg.BaseSigma = "dsm", 0.8
+	m, _ := ModelFor(cfg)
+	tr, err := NewTrainer(NewState(cfg, m), mnistTrain(t, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.SyncRNG(); err != nil {
+		t.Fatal(err)
+	}
+	rngBefore := slices.Clone(tr.State.RNG)
+	a, err := tr.AnnealedSamples(4, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := tr.AnnealedSamples(4, 9)
+	c, _ := tr.AnnealedSamples(4, 10)
+	if len(a) != 4*784 || !slices.Equal(a, b) || slices.Equal(a, c) {
+		t.Fatalf("samples: %d values, same seed equal %v, other seed equal %v", len(a), slices.Equal(a, b), slices.Equal(a, c))
+	}
+	for _, v := range a {
+		if math.IsNaN(float64(v)) || v < -1 || v > 1 {
+			t.Fatalf("sample value %v", v)
+		}
+	}
+	if err := tr.SyncRNG(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rngBefore, tr.State.RNG) {
+		t.Error("drawing samples moved the run's random stream")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,6 +92,12 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 			return nil, err
 		}
 		st = NewState(cfg, m)
+		if cfg.Init == InitLSUV {
+			rng := rand.New(rand.NewPCG(cfg.Seed, 0x6c737576))
+			if err := LSUV(m, st.Params, data, rng, cfg.Threads); err != nil {
+				return nil, err
+			}
+		}
 		os.Remove(filepath.Join(opt.Dir, MetricsFile))
 	}
 	t, err := NewTrainer(st, data)
