@@ -1,7 +1,6 @@
 package train
 
 import (
-	"flag"
 	"fmt"
 	"math"
 	"time"
@@ -67,47 +66,6 @@ func DefaultConfig() Config {
 		BufferSize: 5000, ReinitProb: 0.05, ReinitFrom: "uniform",
 		Steps: 1000, CheckpointEvery: 50, MaxLoss: 1e4,
 	}
-}
-
-// RegisterFlags binds every setting to a flag, with c's values as defaults.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.Func("model", "model kind: cebm, gmm-cebm or igebm (default "+string(c.Kind)+")", func(s string) error {
-		c.Kind = Kind(s)
-		return nil
-	})
-	fs.StringVar(&c.Arch, "arch", c.Arch, "network: mnist (28×28×1) or cifar (32×32×3)")
-	fs.IntVar(&c.Components, "components", c.Components, "GMM-CEBM mixture components K")
-	fs.StringVar(&c.Data, "data", c.Data, "training data set (see cebm data list)")
-	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed")
-	fs.StringVar(&c.Objective, "objective", c.Objective, "training objective: cd (contrastive divergence, persistent Langevin chains) or dsm (denoising score matching of the same energy)")
-	fs.Float64Var(&c.SigmaMin, "sigma-min", c.SigmaMin, "dsm: smallest noise level σ")
-	fs.Float64Var(&c.SigmaMax, "sigma-max", c.SigmaMax, "dsm: largest noise level σ (σ is log-uniform in [min, max])")
-	fs.Float64Var(&c.BaseSigma, "base-sigma", c.BaseSigma, "dsm: Gaussian base measure N(0, (σ_B²+σ²)I) added to the energy (x-only: the posterior is unchanged); 0: none")
-	fs.StringVar(&c.Init, "init", c.Init, "network initialisation: pytorch (U(±1/√fan_in), the authors' code) or lsuv (then each hidden layer rescaled to unit-variance pre-activations on 500 training images)")
-	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "minibatch size B")
-	fs.Float64Var(&c.LR, "lr", c.LR, "Adam learning rate")
-	fs.Float64Var(&c.Beta1, "beta1", c.Beta1, "Adam β1")
-	fs.Float64Var(&c.Beta2, "beta2", c.Beta2, "Adam β2")
-	fs.Float64Var(&c.AdamEps, "adam-eps", c.AdamEps, "Adam ε")
-	fs.Float64Var(&c.Gamma, "gamma", c.Gamma, "energy L2 weight γ")
-	fs.Float64Var(&c.DataNoise, "data-noise", c.DataNoise, "std of Gaussian noise added to data")
-	fs.IntVar(&c.SGLDSteps, "sgld-steps", c.SGLDSteps, "Langevin steps L per update")
-	fs.Float64Var(&c.SGLDStep, "sgld-step", c.SGLDStep, "Langevin gradient step α/2")
-	fs.Float64Var(&c.SGLDNoise, "sgld-noise", c.SGLDNoise, "Langevin noise std σ")
-	fs.IntVar(&c.BufferSize, "buffer", c.BufferSize, "replay buffer size")
-	fs.Float64Var(&c.ReinitProb, "reinit", c.ReinitProb, "probability a chain restarts")
-	fs.StringVar(&c.ReinitFrom, "reinit-from", c.ReinitFrom, "where chains start and restart: uniform (U(-1, 1) noise), data (training images plus data noise) or mixture (a low-rank Gaussian mixture fitted to the training images, no labels)")
-	fs.IntVar(&c.YoungSteps, "young-steps", c.YoungSteps, "extra Langevin steps for chains that start or restart in an update")
-	fs.IntVar(&c.Warmup, "warmup", c.Warmup, "linear learning-rate warm-up over this many updates")
-	fs.IntVar(&c.DecaySteps, "decay-steps", c.DecaySteps, "cosine learning-rate decay from --lr to --lr-final, ending at this update (0: constant)")
-	fs.Float64Var(&c.LRFinal, "lr-final", c.LRFinal, "learning rate at and after --decay-steps")
-	fs.Float64Var(&c.EMA, "ema", c.EMA, "export an exponential moving average of the parameters with this decay (e.g. 0.995; 0: the last parameters)")
-	fs.IntVar(&c.Steps, "steps", c.Steps, "parameter updates (0: run for --duration)")
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "wall-clock budget (0: run for --steps)")
-	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint interval in steps")
-	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop when |loss| exceeds this (divergence guard)")
-	fs.IntVar(&c.Threads, "threads", c.Threads, "ONNX Runtime threads (0: all cores)")
-	fs.IntVar(&c.TrainLimit, "train-limit", c.TrainLimit, "use only the first N training images (0: all)")
 }
 
 // LRAt is the learning rate of update step (1-based): a linear warm-up,

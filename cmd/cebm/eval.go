@@ -66,7 +66,7 @@ func oodCounterpart(name string) string {
 // go into that folder. Cancelling ctx (Ctrl-C) stops the suite and writes
 // nothing.
 func runEval(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	f, err := parseEvalFlags(args, stderr)
+	f, err := parseEvalFlags(args, env, stderr)
 	if f == nil || err != nil { // -h, or a bad flag
 		return err
 	}
@@ -117,8 +117,9 @@ type evalFlags struct {
 	args                                   []string // after the flags
 }
 
-// parseEvalFlags reads args; it returns nil, nil for -h.
-func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
+// parseEvalFlags reads args, then CEBM_<FLAG> for flags not given; it
+// returns nil, nil for -h.
+func parseEvalFlags(args []string, env func(string) string, stderr io.Writer) (*evalFlags, error) {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := &evalFlags{opt: eval.DefaultOptions()}
@@ -152,7 +153,7 @@ func parseEvalFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.StringVar(&f.labBook, "plot-lab-book", "", "draw 1-NN against training minutes from this lab-book TSV (scripts/experiment.sh) into --plot-out, then stop")
 	fs.StringVar(&f.plotOut, "plot-out", "docs/experiments-knn1.png", "picture written by --plot-lab-book")
 	fs.StringVar(&f.readme, "update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments, then stop")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags("eval", fs, args, env); err != nil {
 		if err == flag.ErrHelp {
 			return nil, nil
 		}

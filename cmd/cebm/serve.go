@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/cebm/cebm/api"
@@ -59,11 +58,6 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.API.Batch.Workers, "workers", d.Batch.Workers, "batches that may run at once (0: cores + 1)")
 }
 
-// envName is the environment variable of a flag.
-func envName(flag string) string {
-	return "CEBM_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
-}
-
 // parseServeFlags reads args, then the environment for every flag not
 // given on the command line.
 func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (*serveConfig, error) {
@@ -75,24 +69,14 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 		fmt.Fprintln(stderr, "usage: cebm serve [flags]\n\nEvery flag is also read from CEBM_<FLAG> (e.g. CEBM_ADDR, CEBM_API_KEY).")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags("serve", fs, args, env); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := env(envName(f.Name)); v != "" && !given[f.Name] && err == nil {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("serve: %s=%q: %w", envName(f.Name), v, e)
-			}
-		}
-	})
 	c.API.Batch.Workers, c.Threads = encoder.ServingDefaults(c.API.Batch.Workers, c.Threads)
-	return c, err
+	return c, nil
 }
 
 // logAttrs are the settings as log attributes, the API key redacted.

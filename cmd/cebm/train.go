@@ -6,36 +6,124 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/train"
 )
 
-// runTrain is `cebm train`: contrastive divergence with persistent Langevin
-// chains, checkpoints in --out, the encoder exported at the end.
-func runTrain(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	cfg := train.DefaultConfig()
+// trainConfig is every setting of `cebm train`: the run's recipe
+// (train.Config) and what the command does around it. Each is a flag and
+// also CEBM_<FLAG> in the environment.
+type trainConfig struct {
+	Run    train.Config
+	Preset string
+	Out    string
+	Resume bool
+	Export string
+	Quiet  bool
+	given  map[string]bool // flags set on the command line or environment
+}
+
+// parseTrainFlags reads args and the environment; it returns nil, nil for
+// -h. A --preset sets the recipe's defaults, so flags given beside it
+// override single settings.
+func parseTrainFlags(args []string, env func(string) string, stderr io.Writer) (*trainConfig, error) {
+	c := &trainConfig{Run: train.DefaultConfig()}
+	preset := env(envName("preset"))
+	for i, a := range args { // --preset must be known before the defaults are bound
+		if v, ok := strings.CutPrefix(a, "--preset="); ok {
+			preset = v
+		} else if (a == "--preset" || a == "-preset") && i+1 < len(args) {
+			preset = args[i+1]
+		}
+	}
+	if preset != "" {
+		p, ok := presets()[preset]
+		if !ok {
+			return nil, fmt.Errorf("train: unknown --preset %q (%s)", preset, strings.Join(slices.Sorted(maps.Keys(presets())), ", "))
+		}
+		c.Run = p.config
+	}
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.RegisterFlags(fs)
-	out := fs.String("out", "runs/mnist-cebm", "run folder: checkpoint, metrics.jsonl, curves.png, samples.png, model.onnx")
-	resume := fs.Bool("resume", false, "continue from the run folder's checkpoint")
-	export := fs.String("export", "", "also write the trained encoder here (e.g. models/mnist-cebm.onnx)")
-	quiet := fs.Bool("quiet", false, "no progress bar")
+	registerTrainFlags(fs, &c.Run)
+	fs.StringVar(&c.Preset, "preset", preset, "start from a named recipe (flags given beside it override it):"+presetList())
+	fs.StringVar(&c.Out, "out", "runs/mnist-cebm", "run folder: checkpoint, metrics.jsonl, curves.png, samples.png, model.onnx")
+	fs.BoolVar(&c.Resume, "resume", false, "continue from the run folder's checkpoint")
+	fs.StringVar(&c.Export, "export", "", "also write the trained encoder here (e.g. models/mnist-cebm.onnx)")
+	fs.BoolVar(&c.Quiet, "quiet", false, "no progress bar")
+	deprecatedFlag(fs, "model", "kind", stderr, func(v string) error {
+		c.Run.Kind = train.Kind(v)
+		return nil
+	})
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cebm train [flags]\n\nTrains a CEBM, GMM-CEBM or IGEBM; SIGUSR1 redraws curves.png and samples.png.")
+		fmt.Fprintln(stderr, "usage: cebm train [flags]\n\nTrains a CEBM, GMM-CEBM or IGEBM; SIGUSR1 redraws curves.png and samples.png.\nEvery flag is also read from CEBM_<FLAG> (e.g. CEBM_THREADS).")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	given, err := parseFlags("train", fs, args, env)
+	if err != nil {
 		if err == flag.ErrHelp {
-			return nil
+			return nil, nil
 		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("train: unexpected argument %q", fs.Arg(0))
+	}
+	c.given = given
+	return c, nil
+}
+
+// presetList is the presets for the usage text, one a line.
+func presetList() string {
+	var b strings.Builder
+	ps := presets()
+	for _, name := range slices.Sorted(maps.Keys(ps)) {
+		fmt.Fprintf(&b, "\n  %s: %s", name, ps[name].summary)
+	}
+	return b.String()
+}
+
+// resumeOverrides applies to a resumed run's recipe the settings that may
+// change on --resume when given: the learning rate and its schedule, and
+// the moving average. The rest of the recipe stays as the checkpoint has it.
+func (c *trainConfig) resumeOverrides(log *slog.Logger) func(*train.Config) {
+	return func(r *train.Config) {
+		if c.given["lr"] {
+			log.Info("resume: new learning rate", "from", r.LR, "to", c.Run.LR)
+			r.LR = c.Run.LR
+		}
+		if c.given["ema"] {
+			r.EMA = c.Run.EMA
+		}
+		if c.given["lr-final"] {
+			r.LRFinal = c.Run.LRFinal
+		}
+		if c.given["decay-steps"] {
+			r.DecaySteps = c.Run.DecaySteps
+		}
+		if c.given["warmup"] {
+			r.Warmup = c.Run.Warmup
+		}
+	}
+}
+
+// runTrain is `cebm train`: contrastive divergence with persistent Langevin
+// chains (or score matching), checkpoints in --out, the encoder exported at
+// the end.
+func runTrain(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	tc, err := parseTrainFlags(args, env, stderr)
+	if tc == nil || err != nil {
 		return err
 	}
+	cfg := tc.Run
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	set, err := data.LoadEnv(cfg.Data, "train", env)
 	if err != nil {
@@ -46,7 +134,7 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 		imgs.N = cfg.TrainLimit
 		imgs.X = set.Images[:imgs.N*set.Size()]
 	}
-	log.Info("training", "model", cfg.Kind, "data", cfg.Data, "images", imgs.N, "out", *out, "resume", *resume)
+	log.Info("training", "kind", cfg.Kind, "preset", tc.Preset, "data", cfg.Data, "images", imgs.N, "out", tc.Out, "resume", tc.Resume)
 
 	snap := make(chan struct{}, 1)
 	usr1 := make(chan os.Signal, 1)
@@ -60,44 +148,18 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 			}
 		}
 	}()
-	opt := train.RunOptions{Dir: *out, Resume: *resume, Snapshot: snap,
+	opt := train.RunOptions{Dir: tc.Out, Resume: tc.Resume, Snapshot: snap, OnResume: tc.resumeOverrides(log),
 		Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
-	// On --resume the checkpoint's recipe stands, except for these flags
-	// when given: the learning rate and its schedule, and the moving average.
-	var changed []string
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "lr", "ema", "lr-final", "decay-steps", "warmup":
-			changed = append(changed, f.Name)
-		}
-	})
-	opt.OnResume = func(c *train.Config) {
-		for _, name := range changed {
-			switch name {
-			case "lr":
-				log.Info("resume: new learning rate", "from", c.LR, "to", cfg.LR)
-				c.LR = cfg.LR
-			case "ema":
-				c.EMA = cfg.EMA
-			case "lr-final":
-				c.LRFinal = cfg.LRFinal
-			case "decay-steps":
-				c.DecaySteps = cfg.DecaySteps
-			case "warmup":
-				c.Warmup = cfg.Warmup
-			}
-		}
-	}
-	if !*quiet {
+	if !tc.Quiet {
 		opt.Progress = stderr
 	}
 	st, err := train.Run(ctx, cfg, imgs, opt)
 	if err != nil {
 		return err
 	}
-	paths := []string{filepath.Join(*out, train.ModelFile)}
-	if *export != "" {
-		paths = append(paths, *export)
+	paths := []string{filepath.Join(tc.Out, train.ModelFile)}
+	if tc.Export != "" {
+		paths = append(paths, tc.Export)
 	}
 	for _, p := range paths {
 		if err := train.ExportModel(p, st, set.Classes); err != nil {
@@ -109,11 +171,53 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 		// The last parameters too, to compare with the moving average.
 		last := *st
 		last.Config.EMA = 0
-		p := filepath.Join(*out, "model-last.onnx")
+		p := filepath.Join(tc.Out, "model-last.onnx")
 		if err := train.ExportModel(p, &last, set.Classes); err != nil {
 			return fmt.Errorf("export %s: %w", p, err)
 		}
 		log.Info("exported", "path", p, "steps", st.Step, "ema", 0)
 	}
 	return nil
+}
+
+// registerTrainFlags binds every setting of a training run to a flag, with
+// c's values as defaults.
+func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
+	fs.Func("kind", "model family: cebm, gmm-cebm or igebm (default "+string(c.Kind)+")", func(s string) error {
+		c.Kind = train.Kind(s)
+		return nil
+	})
+	fs.StringVar(&c.Arch, "arch", c.Arch, "network: mnist (28×28×1) or cifar (32×32×3)")
+	fs.IntVar(&c.Components, "components", c.Components, "GMM-CEBM mixture components K")
+	fs.StringVar(&c.Data, "data", c.Data, "training data set (see cebm data list)")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed")
+	fs.StringVar(&c.Objective, "objective", c.Objective, "training objective: cd (contrastive divergence, persistent Langevin chains) or dsm (denoising score matching of the same energy)")
+	fs.Float64Var(&c.SigmaMin, "sigma-min", c.SigmaMin, "dsm: smallest noise level σ")
+	fs.Float64Var(&c.SigmaMax, "sigma-max", c.SigmaMax, "dsm: largest noise level σ (σ is log-uniform in [min, max])")
+	fs.Float64Var(&c.BaseSigma, "base-sigma", c.BaseSigma, "dsm: Gaussian base measure N(0, (σ_B²+σ²)I) added to the energy (x-only: the posterior is unchanged); 0: none")
+	fs.StringVar(&c.Init, "init", c.Init, "network initialisation: pytorch (U(±1/√fan_in), the authors' code) or lsuv (then each hidden layer rescaled to unit-variance pre-activations on 500 training images)")
+	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "minibatch size B")
+	fs.Float64Var(&c.LR, "lr", c.LR, "Adam learning rate")
+	fs.Float64Var(&c.Beta1, "beta1", c.Beta1, "Adam β1")
+	fs.Float64Var(&c.Beta2, "beta2", c.Beta2, "Adam β2")
+	fs.Float64Var(&c.AdamEps, "adam-eps", c.AdamEps, "Adam ε")
+	fs.Float64Var(&c.Gamma, "gamma", c.Gamma, "energy L2 weight γ")
+	fs.Float64Var(&c.DataNoise, "data-noise", c.DataNoise, "std of Gaussian noise added to data")
+	fs.IntVar(&c.SGLDSteps, "sgld-steps", c.SGLDSteps, "Langevin steps L per update")
+	fs.Float64Var(&c.SGLDStep, "sgld-step", c.SGLDStep, "Langevin gradient step α/2")
+	fs.Float64Var(&c.SGLDNoise, "sgld-noise", c.SGLDNoise, "Langevin noise std σ")
+	fs.IntVar(&c.BufferSize, "buffer", c.BufferSize, "replay buffer size")
+	fs.Float64Var(&c.ReinitProb, "reinit", c.ReinitProb, "probability a chain restarts")
+	fs.StringVar(&c.ReinitFrom, "reinit-from", c.ReinitFrom, "where chains start and restart: uniform (U(-1, 1) noise), data (training images plus data noise) or mixture (a low-rank Gaussian mixture fitted to the training images, no labels)")
+	fs.IntVar(&c.YoungSteps, "young-steps", c.YoungSteps, "extra Langevin steps for chains that start or restart in an update")
+	fs.IntVar(&c.Warmup, "warmup", c.Warmup, "linear learning-rate warm-up over this many updates")
+	fs.IntVar(&c.DecaySteps, "decay-steps", c.DecaySteps, "cosine learning-rate decay from --lr to --lr-final, ending at this update (0: constant)")
+	fs.Float64Var(&c.LRFinal, "lr-final", c.LRFinal, "learning rate at and after --decay-steps")
+	fs.Float64Var(&c.EMA, "ema", c.EMA, "export an exponential moving average of the parameters with this decay (e.g. 0.995; 0: the last parameters)")
+	fs.IntVar(&c.Steps, "steps", c.Steps, "parameter updates (0: run for --duration)")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "wall-clock budget (0: run for --steps)")
+	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint interval in steps")
+	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop when |loss| exceeds this (divergence guard)")
+	fs.IntVar(&c.Threads, "threads", c.Threads, "ONNX Runtime threads (0: all cores)")
+	fs.IntVar(&c.TrainLimit, "train-limit", c.TrainLimit, "use only the first N training images (0: all)")
 }
