@@ -210,41 +210,60 @@ func lowRankGaussian(xs [][]float32, r int) (mean []float32, basis []float32, re
 			centred.Set(i, j, float64(v)-mu[j])
 		}
 	}
-	var cov mat.SymDense
-	cov.SymOuterK(1/float64(n-1), centred.T())
-	var eig mat.EigenSym
 	mean = make([]float32, p)
 	for j, v := range mu {
 		mean[j] = float32(v)
 	}
-	if !eig.Factorize(&cov, true) {
-		// No eigen-decomposition: an isotropic Gaussian around the mean.
-		var tr float64
+	var total float64 // trace of the covariance
+	for i := 0; i < n; i++ {
 		for j := 0; j < p; j++ {
-			tr += cov.At(j, j)
+			total += centred.At(i, j) * centred.At(i, j)
 		}
-		return mean, make([]float32, r*p), math.Sqrt(max(tr, 0) / float64(p))
+	}
+	total /= float64(n - 1)
+	// The covariance CᵀC/(n−1) is p×p; with fewer images than values the
+	// Gram matrix CCᵀ/(n−1), n×n, has the same nonzero eigenvalues and is
+	// cheaper: its eigenvector u gives the direction Cᵀu/√((n−1)λ).
+	gram := n < p
+	var m mat.SymDense
+	if gram {
+		m.SymOuterK(1/float64(n-1), centred)
+	} else {
+		m.SymOuterK(1/float64(n-1), centred.T())
+	}
+	var eig mat.EigenSym
+	if !eig.Factorize(&m, true) {
+		// No eigen-decomposition: an isotropic Gaussian around the mean.
+		return mean, make([]float32, r*p), math.Sqrt(max(total, 0) / float64(p))
 	}
 	vals := eig.Values(nil)
 	var vecs mat.Dense
 	eig.VectorsTo(&vecs)
-	order := make([]int, p)
+	order := make([]int, len(vals))
 	for i := range order {
 		order[i] = i
 	}
 	sort.Slice(order, func(a, b int) bool { return vals[order[a]] > vals[order[b]] })
 	basis = make([]float32, r*p)
-	var rest float64
-	for rank, i := range order {
+	rest := total
+	for rank, i := range order[:min(r, len(order))] {
 		v := max(vals[i], 0)
-		if rank < r {
-			s := math.Sqrt(v)
-			for j := 0; j < p; j++ {
-				basis[rank*p+j] = float32(s * vecs.At(j, i))
-			}
+		rest -= v
+		if v == 0 {
 			continue
 		}
-		rest += v
+		// Row rank of the basis: the direction scaled by √λ.
+		for j := 0; j < p; j++ {
+			if gram {
+				var d float64 // (Cᵀu)_j
+				for k := 0; k < n; k++ {
+					d += centred.At(k, j) * vecs.At(k, i)
+				}
+				basis[rank*p+j] = float32(d / math.Sqrt(float64(n-1)))
+			} else {
+				basis[rank*p+j] = float32(math.Sqrt(v) * vecs.At(j, i))
+			}
+		}
 	}
-	return mean, basis, math.Sqrt(rest / float64(p-r))
+	return mean, basis, math.Sqrt(max(rest, 0) / float64(p-r))
 }
