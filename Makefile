@@ -49,6 +49,20 @@ bench: setup
 clean:
 	rm -rf bin
 
+## train-mnist, train-fashion-mnist, train-mnist-gmm: reproduce a shipped
+## model with its preset (models/README.md gives each one's wall time);
+## run folders outside the tree, so a later session can add
+## TRAIN_FLAGS=--resume to continue one
+RUNS ?= $(HOME)/cebm-runs
+TRAIN_FLAGS ?=
+.PHONY: train-mnist train-fashion-mnist train-mnist-gmm
+train-mnist: build
+	./$(BIN) train --preset mnist-cebm --out $(RUNS)/mnist-cebm --export models/mnist-cebm.onnx $(TRAIN_FLAGS)
+train-fashion-mnist: build
+	./$(BIN) train --preset fashion-mnist-cebm --out $(RUNS)/fashion-mnist-cebm --export models/fashion-mnist-cebm.onnx $(TRAIN_FLAGS)
+train-mnist-gmm: build
+	./$(BIN) train --preset mnist-gmm-cebm --out $(RUNS)/mnist-gmm-cebm --export models/mnist-gmm-cebm.onnx $(TRAIN_FLAGS)
+
 ## eval-models: evaluate every shipped model (1-NN, probes, OOD, pictures) into
 ## $(EVAL_OUT)/NAME/ and rewrite the results table in models/README.md
 EVAL_OUT ?= runs/eval
