@@ -56,94 +56,136 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 	}
 	ckpt := filepath.Join(opt.Dir, CheckpointFile)
 	var st *State
+	var err error
 	if opt.Resume {
-		var err error
-		if st, err = LoadCheckpoint(ckpt); err != nil {
-			return nil, fmt.Errorf("resume: %w", err)
+		st, err = resumeState(ckpt, cfg, opt)
+		if err == nil {
+			logf("resumed from %s at step %d", ckpt, st.Step)
 		}
-		// Checkpoints from before these settings existed.
-		if st.Config.ReinitFrom == "" {
-			st.Config.ReinitFrom = "uniform"
-		}
-		if st.Config.Objective == "" {
-			st.Config.Objective = "cd"
-		}
-		// The run's length and threads may change on resume; the recipe may not.
-		st.Config.Steps, st.Config.Duration, st.Config.Threads = cfg.Steps, cfg.Duration, cfg.Threads
-		if opt.OnResume != nil {
-			opt.OnResume(&st.Config)
-		}
-		if err := st.Config.Validate(); err != nil {
-			return nil, fmt.Errorf("resume: %w", err)
-		}
-		if err := truncateMetrics(filepath.Join(opt.Dir, MetricsFile), st.Step); err != nil {
-			return nil, err
-		}
-		logf("resumed from %s at step %d", ckpt, st.Step)
 	} else {
-		if _, err := os.Stat(ckpt); err == nil {
-			return nil, fmt.Errorf("%s exists: pass --resume to continue it, or choose another --out", ckpt)
-		}
-		m, err := ModelFor(cfg)
-		if err != nil {
-			return nil, err
-		}
-		if err := cfg.Validate(); err != nil {
-			return nil, err
-		}
-		st = NewState(cfg, m)
-		if cfg.Init == InitLSUV {
-			rng := rand.New(rand.NewPCG(cfg.Seed, 0x6c737576))
-			if err := LSUV(m, st.Params, data, rng, cfg.Threads); err != nil {
-				return nil, err
-			}
-		}
-		os.Remove(filepath.Join(opt.Dir, MetricsFile))
+		st, err = startState(ckpt, cfg, data)
+	}
+	if err != nil {
+		return nil, err
 	}
 	t, err := NewTrainer(st, data)
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
-	if !opt.Resume && cfg.ReinitFrom != "uniform" {
+	if !opt.Resume && st.Config.ReinitFrom != "uniform" {
 		t.FillBuffer()
 	}
-
 	mf, err := os.OpenFile(filepath.Join(opt.Dir, MetricsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer mf.Close()
 
-	cfg = st.Config
-	total := cfg.Steps
-	var bar *progressbar.ProgressBar
-	if opt.Progress != nil {
-		max := int64(total)
-		if total <= 0 {
-			max = -1
-		}
-		bar = progressbar.NewOptions64(max,
-			progressbar.OptionSetWriter(opt.Progress),
-			progressbar.OptionSetDescription("training"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("steps"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish())
-		bar.Set(st.Step)
+	startWall := time.Now()
+	if err := trainLoop(ctx, t, mf, ckpt, opt, logf); err != nil {
+		return st, err
 	}
+	if err := WritePictures(opt.Dir, t); err != nil {
+		logf("pictures: %v", err)
+	}
+	logf("trained %d steps in %s (this session %s)", st.Step, st.Elapsed.Round(time.Second), time.Since(startWall).Round(time.Second))
+	return st, nil
+}
+
+// resumeState loads the checkpoint of a run to continue. Its recipe
+// stands, except for the run's length and threads (taken from cfg) and
+// what opt.OnResume changes; the result is validated as a new run's is.
+func resumeState(ckpt string, cfg Config, opt RunOptions) (*State, error) {
+	st, err := LoadCheckpoint(ckpt)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	// Checkpoints from before these settings existed.
+	if st.Config.ReinitFrom == "" {
+		st.Config.ReinitFrom = "uniform"
+	}
+	if st.Config.Objective == "" {
+		st.Config.Objective = "cd"
+	}
+	st.Config.Steps, st.Config.Duration, st.Config.Threads = cfg.Steps, cfg.Duration, cfg.Threads
+	if opt.OnResume != nil {
+		opt.OnResume(&st.Config)
+	}
+	if err := st.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	if err := truncateMetrics(filepath.Join(opt.Dir, MetricsFile), st.Step); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// startState begins a new run in a folder that holds no checkpoint: the
+// initial parameters (with the data-dependent init when asked for) and an
+// empty metrics log.
+func startState(ckpt string, cfg Config, data Images) (*State, error) {
+	if _, err := os.Stat(ckpt); err == nil {
+		return nil, fmt.Errorf("%s exists: pass --resume to continue it, or choose another --out", ckpt)
+	}
+	m, err := ModelFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st := NewState(cfg, m)
+	if cfg.Init == InitLSUV {
+		rng := rand.New(rand.NewPCG(cfg.Seed, 0x6c737576))
+		if err := LSUV(m, st.Params, data, rng, cfg.Threads); err != nil {
+			return nil, err
+		}
+	}
+	os.Remove(filepath.Join(filepath.Dir(ckpt), MetricsFile))
+	return st, nil
+}
+
+// newProgressBar draws steps done against the run's step budget (or a
+// spinner when it runs for a duration).
+func newProgressBar(w io.Writer, st *State) *progressbar.ProgressBar {
+	if w == nil {
+		return nil
+	}
+	max := int64(st.Config.Steps)
+	if max <= 0 {
+		max = -1
+	}
+	bar := progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("training"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("steps"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionClearOnFinish())
+	bar.Set(st.Step)
+	return bar
+}
+
+// trainLoop steps until the run's steps or duration are done or ctx is
+// cancelled, logging every step to mf and checkpointing every
+// CheckpointEvery steps and at the end. A diverged run keeps its last good
+// checkpoint.
+func trainLoop(ctx context.Context, t *Trainer, mf io.Writer, ckpt string, opt RunOptions, logf func(string, ...any)) error {
+	st := t.State
+	cfg := st.Config
+	bar := newProgressBar(opt.Progress, st)
 	save := func() error {
 		if err := t.SyncRNG(); err != nil {
 			return err
 		}
 		return SaveCheckpoint(ckpt, st)
 	}
-	startWall := time.Now()
 	startElapsed := st.Elapsed
 	done := func() bool {
-		if total > 0 && st.Step >= total {
+		if cfg.Steps > 0 && st.Step >= cfg.Steps {
 			return true
 		}
 		return cfg.Duration > 0 && st.Elapsed-startElapsed >= cfg.Duration
@@ -168,7 +210,7 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 		}
 		line, _ := json.Marshal(m)
 		if _, err := mf.Write(append(line, '\n')); err != nil {
-			return st, err
+			return err
 		}
 		if bar != nil {
 			bar.Describe(fmt.Sprintf("loss %+.3f  E+ %+.3f  E− %+.3f  %.2f steps/s", m.Loss, m.EPos, m.ENeg, m.StepsPer))
@@ -176,7 +218,7 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 		}
 		if st.Step%cfg.CheckpointEvery == 0 {
 			if err := save(); err != nil {
-				return st, fmt.Errorf("checkpoint: %w", err)
+				return fmt.Errorf("checkpoint: %w", err)
 			}
 		}
 	}
@@ -185,18 +227,14 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 	}
 	if runErr != nil {
 		if errors.Is(runErr, ErrDiverged) {
-			return st, fmt.Errorf("%w; the last good checkpoint (%s) is kept", runErr, ckpt)
+			return fmt.Errorf("%w; the last good checkpoint (%s) is kept", runErr, ckpt)
 		}
-		return st, runErr
+		return runErr
 	}
 	if err := save(); err != nil {
-		return st, fmt.Errorf("checkpoint: %w", err)
+		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := WritePictures(opt.Dir, t); err != nil {
-		logf("pictures: %v", err)
-	}
-	logf("trained %d steps in %s (this session %s)", st.Step, st.Elapsed.Round(time.Second), time.Since(startWall).Round(time.Second))
-	return st, nil
+	return nil
 }
 
 // truncateMetrics drops metric lines past the checkpoint's step: a run
