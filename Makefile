@@ -31,7 +31,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags purego ./index/
-	GOARCH=arm64 $(GO) vet ./index/
+	GOARCH=arm64 $(GO) vet ./...   # cross-compiling turns cgo off: internal/ort's no-runtime build
 
 staticcheck:
 	$(GO) tool staticcheck ./...

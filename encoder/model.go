@@ -16,7 +16,6 @@ import (
 	"github.com/cebm/cebm/internal/expfam"
 	"github.com/cebm/cebm/internal/modelfile"
 	"github.com/cebm/cebm/internal/ort"
-	onnx "github.com/yalue/onnxruntime_go"
 )
 
 // Meta is what an exported model says about itself (package modelfile),
@@ -30,7 +29,7 @@ type Meta struct {
 // Model is a loaded encoder. Its session is shared by all goroutines.
 type Model struct {
 	Meta
-	sess    *onnx.DynamicAdvancedSession
+	sess    *ort.Session
 	outputs []string
 	threads int // intra-op threads of the session
 }
@@ -63,12 +62,7 @@ func Load(path string, threads int) (*Model, error) {
 	if threads <= 0 {
 		threads = ort.Threads()
 	}
-	so, err := ort.NewSessionOptions(threads)
-	if err != nil {
-		return nil, err
-	}
-	defer so.Destroy()
-	s, err := onnx.NewDynamicAdvancedSessionWithONNXData(b, []string{modelfile.Input}, outs, so)
+	s, err := ort.NewSession(b, []string{modelfile.Input}, outs, threads)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -76,24 +70,13 @@ func Load(path string, threads int) (*Model, error) {
 }
 
 // Close releases the session.
-func (m *Model) Close() { m.sess.Destroy() }
+func (m *Model) Close() { m.sess.Close() }
 
 // readMeta decodes the metadata_props of an ONNX model.
 func readMeta(model []byte) (modelfile.Meta, error) {
-	md, err := onnx.GetModelMetadataWithONNXData(model)
+	kv, err := ort.ModelMetadata(model)
 	if err != nil {
 		return modelfile.Meta{}, err
-	}
-	defer md.Destroy()
-	keys, err := md.GetCustomMetadataMapKeys()
-	if err != nil {
-		return modelfile.Meta{}, err
-	}
-	kv := make(map[string]string, len(keys))
-	for _, k := range keys {
-		if kv[k], _, err = md.LookupCustomMetadataMap(k); err != nil {
-			return modelfile.Meta{}, err
-		}
 	}
 	return modelfile.Decode(kv)
 }
@@ -108,20 +91,18 @@ func (m *Model) Run(x []float32, n int) (Output, error) {
 	if n < 1 || len(x) != n*c*h*w {
 		return Output{}, fmt.Errorf("encoder: %d values for %d images of %d×%d×%d", len(x), n, c, h, w)
 	}
-	in, err := onnx.NewTensor(onnx.NewShape(int64(n), int64(c), int64(h), int64(w)), x)
+	in, err := ort.NewTensor([]int64{int64(n), int64(c), int64(h), int64(w)}, x)
 	if err != nil {
 		return Output{}, err
 	}
 	defer in.Destroy()
-	outs := make([]onnx.Value, len(m.outputs))
-	if err := m.sess.Run([]onnx.Value{in}, outs); err != nil {
+	outs, err := m.sess.RunCopy([]*ort.Tensor[float32]{in}, len(m.outputs))
+	if err != nil {
 		return Output{}, fmt.Errorf("encoder: %w", err)
 	}
 	res := Output{N: n}
 	for i, name := range m.outputs {
-		t := outs[i].(*onnx.Tensor[float32])
-		d := append([]float32(nil), t.GetData()...)
-		t.Destroy()
+		d := outs[i]
 		switch name {
 		case modelfile.OutputT1:
 			res.T1 = d

@@ -1,7 +1,13 @@
 // Package ort finds and initialises the ONNX Runtime shared library once per
-// process. The library is fetched by scripts/setup.sh (make setup) into
-// .ort/ at the repository root; CEBM_ORT_LIB (or SetLibraryPath) points
-// elsewhere.
+// process, and is the one place that talks to it (through
+// github.com/yalue/onnxruntime_go): sessions, tensors, model metadata. The
+// library is fetched by scripts/setup.sh (make setup) into .ort/ at the
+// repository root; CEBM_ORT_LIB (or SetLibraryPath) points elsewhere.
+//
+// ONNX Runtime needs cgo. Built without it (CGO_ENABLED=0, as when
+// cross-compiling), the package still compiles, so that the rest of the
+// module can be vetted for other platforms, and every call that would need
+// the runtime returns ErrNoCgo.
 package ort
 
 import (
@@ -11,8 +17,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-
-	onnx "github.com/yalue/onnxruntime_go"
 )
 
 // EnvLibrary names the environment variable that overrides the library path.
@@ -71,53 +75,12 @@ func LibraryPath() (string, error) {
 	}
 }
 
-// Init loads the library and creates the ONNX Runtime environment. It is
-// safe to call many times and from many goroutines: the first call does the
-// work, and every call returns only once it is done, with its result.
-func Init() error { return initOnce() }
+// Float is the element types of the tensors exchanged with ONNX Runtime.
+type Float interface{ float32 | float64 }
 
-var initOnce = sync.OnceValue(func() error {
-	p, err := LibraryPath()
-	if err != nil {
-		return err
-	}
-	onnx.SetSharedLibraryPath(p)
-	if err := onnx.InitializeEnvironment(onnx.WithLogLevelError()); err != nil {
-		return fmt.Errorf("initialising ONNX Runtime from %s: %w", p, err)
-	}
-	return nil
-})
+// ErrNoCgo is returned where ONNX Runtime is needed by a build without cgo.
+var ErrNoCgo = errors.New("ONNX Runtime needs cgo: this binary was built with CGO_ENABLED=0")
 
 // Threads is the number of intra-op threads sessions should use by default:
 // every core the process may use.
 func Threads() int { return runtime.GOMAXPROCS(0) }
-
-// NewSessionOptions returns options with the given intra-op thread count
-// (0 means Threads()), one inter-op thread and every graph optimisation.
-func NewSessionOptions(threads int) (*onnx.SessionOptions, error) {
-	if err := Init(); err != nil {
-		return nil, err
-	}
-	if threads <= 0 {
-		threads = Threads()
-	}
-	o, err := onnx.NewSessionOptions()
-	if err != nil {
-		return nil, err
-	}
-	if err := errors.Join(
-		o.SetIntraOpNumThreads(threads),
-		o.SetInterOpNumThreads(1),
-		o.SetGraphOptimizationLevel(onnx.GraphOptimizationLevelEnableAll),
-	); err != nil {
-		o.Destroy()
-		return nil, err
-	}
-	if prefix := os.Getenv(EnvProfile); prefix != "" {
-		if err := o.EnableProfiling(prefix); err != nil {
-			o.Destroy()
-			return nil, err
-		}
-	}
-	return o, nil
-}

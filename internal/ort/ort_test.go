@@ -1,3 +1,5 @@
+//go:build cgo
+
 package ort
 
 import (
@@ -24,7 +26,7 @@ func TestDynamicBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := NewSessionOptions(2)
+	opts, err := newSessionOptions(2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/cebm/cebm/internal/ort"
-	onnx "github.com/yalue/onnxruntime_go"
 )
 
 // Session runs one graph on ONNX Runtime. Parameters without values in the
@@ -12,13 +11,13 @@ import (
 // caller's slices (no copy); output buffers are reused between runs of the
 // same batch size. A Session is for one goroutine at a time.
 type Session struct {
-	s        *onnx.DynamicAdvancedSession
+	s        *ort.Session
 	dtype    DType
 	inputs   []*Value
 	outputs  []*Value
 	outBatch int
-	outBufs  []onnx.Value
-	outData  []any
+	outBufs  any // []*ort.Tensor[float32] or []*ort.Tensor[float64], the dtype's
+	free     func()
 }
 
 // NewSession compiles the graph for ONNX Runtime with the given number of
@@ -40,12 +39,7 @@ func NewSession(g *Graph, opt ModelOptions, threads int) (*Session, error) {
 			s.inputs = append(s.inputs, p)
 		}
 	}
-	so, err := ort.NewSessionOptions(threads)
-	if err != nil {
-		return nil, err
-	}
-	defer so.Destroy()
-	s.s, err = onnx.NewDynamicAdvancedSessionWithONNXData(model, names(s.inputs), names(s.outputs), so)
+	s.s, err = ort.NewSession(model, names(s.inputs), names(s.outputs), threads)
 	if err != nil {
 		return nil, fmt.Errorf("graph: creating ONNX Runtime session: %w", err)
 	}
@@ -68,22 +62,28 @@ func (s *Session) InputNames() []string { return names(s.inputs) }
 func (s *Session) Close() {
 	s.freeOutputs()
 	if s.s != nil {
-		s.s.Destroy()
+		s.s.Close()
 		s.s = nil
 	}
 }
 
 func (s *Session) freeOutputs() {
-	for _, b := range s.outBufs {
-		if b != nil {
-			b.Destroy()
-		}
+	if s.free != nil {
+		s.free()
 	}
-	s.outBufs, s.outData, s.outBatch = nil, nil, -1
+	s.outBufs, s.free, s.outBatch = nil, nil, -1
 }
 
-func concrete(shape []int, batch int) onnx.Shape {
-	out := make(onnx.Shape, len(shape))
+func destroyAll[T ort.Float](ts []*ort.Tensor[T]) {
+	for _, t := range ts {
+		if t != nil {
+			t.Destroy()
+		}
+	}
+}
+
+func concrete(shape []int, batch int) []int64 {
+	out := make([]int64, len(shape))
 	for i, d := range shape {
 		if d == Batch {
 			d = batch
@@ -118,24 +118,22 @@ func run[T float32 | float64](s *Session, batch int, inputs map[string][]T) (map
 	if batch < 1 {
 		return nil, fmt.Errorf("graph: batch size %d", batch)
 	}
-	ins := make([]onnx.Value, len(s.inputs))
-	defer func() {
-		for _, t := range ins {
-			if t != nil {
-				t.Destroy()
-			}
-		}
-	}()
+	ins := make([]*ort.Tensor[T], len(s.inputs))
+	defer destroyAll(ins)
 	for i, in := range s.inputs {
 		data, ok := inputs[in.name]
 		if !ok {
 			return nil, fmt.Errorf("graph: missing input %q", in.name)
 		}
 		shape := concrete(in.shape, batch)
-		if int64(len(data)) != shape.FlattenedSize() {
-			return nil, fmt.Errorf("graph: input %q has %d values, want %d for shape %v", in.name, len(data), shape.FlattenedSize(), shape)
+		size := int64(1)
+		for _, d := range shape {
+			size *= d
 		}
-		t, err := onnx.NewTensor(shape, data)
+		if int64(len(data)) != size {
+			return nil, fmt.Errorf("graph: input %q has %d values, want %d for shape %v", in.name, len(data), size, shape)
+		}
+		t, err := ort.NewTensor(shape, data)
 		if err != nil {
 			return nil, fmt.Errorf("graph: input %q: %w", in.name, err)
 		}
@@ -143,23 +141,25 @@ func run[T float32 | float64](s *Session, batch int, inputs map[string][]T) (map
 	}
 	if batch != s.outBatch {
 		s.freeOutputs()
-		for _, o := range s.outputs {
-			t, err := onnx.NewEmptyTensor[T](concrete(o.shape, batch))
+		outs := make([]*ort.Tensor[T], len(s.outputs))
+		s.outBufs, s.free = outs, func() { destroyAll(outs) }
+		for i, o := range s.outputs {
+			t, err := ort.NewEmptyTensor[T](concrete(o.shape, batch))
 			if err != nil {
 				s.freeOutputs()
 				return nil, err
 			}
-			s.outBufs = append(s.outBufs, t)
-			s.outData = append(s.outData, t.GetData())
+			outs[i] = t
 		}
 		s.outBatch = batch
 	}
-	if err := s.s.Run(ins, s.outBufs); err != nil {
+	outs := s.outBufs.([]*ort.Tensor[T])
+	if err := ort.Run(s.s, ins, outs); err != nil {
 		return nil, fmt.Errorf("graph: %w", err)
 	}
 	out := make(map[string][]T, len(s.outputs))
 	for i, o := range s.outputs {
-		out[o.name] = s.outData[i].([]T)
+		out[o.name] = outs[i].Data()
 	}
 	return out, nil
 }
