@@ -60,23 +60,7 @@ func TestDSMGradients(t *testing.T) {
 				return float64(w[0]*l[0]) + float64(w[1]*l[1])
 			}
 			for i, s := range m.ParamSpecs() {
-				v := params[i]
-				for k := 0; k < 6; k++ {
-					j := rng.IntN(len(v))
-					central := func(h float32) float64 {
-						orig := v[j]
-						v[j] = orig + h
-						up := loss()
-						v[j] = orig - h
-						down := loss()
-						v[j] = orig
-						return (up - down) / float64(2*h)
-					}
-					num := (4*central(1e-2) - central(2e-2)) / 3
-					if rel := math.Abs(num-float64(analytic[i][j])) / math.Max(1, math.Abs(num)); rel > 2e-2 {
-						t.Errorf("%s[%d]: analytic %.5g, numeric %.5g", s.Name, j, analytic[i][j], num)
-					}
-				}
+				checkFD(t, rng, s.Name, params[i], analytic[i], loss)
 			}
 		})
 	}

@@ -53,15 +53,7 @@ func LSUV(m Model, params [][]float32, data Images, rng *rand.Rand, threads int)
 		if err != nil {
 			return fmt.Errorf("lsuv: %w", err)
 		}
-		v := out[fmt.Sprintf("pre%d", layer)]
-		var sum, sum2 float64
-		for _, f := range v {
-			sum += float64(f)
-			sum2 += float64(f) * float64(f)
-		}
-		mean := sum / float64(len(v))
-		std := math.Sqrt(max(sum2/float64(len(v))-mean*mean, 1e-12))
-		scale := float32(1 / std)
+		scale := float32(1 / max(stdDev(out[fmt.Sprintf("pre%d", layer)]), 1e-6))
 		for _, p := range params[2*layer : 2*layer+2] { // weight, bias
 			for j := range p {
 				p[j] *= scale
@@ -69,4 +61,15 @@ func LSUV(m Model, params [][]float32, data Images, rng *rand.Rand, threads int)
 		}
 	}
 	return nil
+}
+
+// stdDev is the standard deviation of v's values.
+func stdDev(v []float32) float64 {
+	var sum, sum2 float64
+	for _, f := range v {
+		sum += float64(f)
+		sum2 += float64(f) * float64(f)
+	}
+	mean := sum / float64(len(v))
+	return math.Sqrt(max(sum2/float64(len(v))-mean*mean, 0))
 }

@@ -147,14 +147,7 @@ func TestLSUV(t *testing.T) {
 		}
 		var res []float64
 		for i := range pre {
-			v := out[fmt.Sprintf("pre%d", i)]
-			var s, s2 float64
-			for _, f := range v {
-				s += float64(f)
-				s2 += float64(f) * float64(f)
-			}
-			mean := s / float64(len(v))
-			res = append(res, math.Sqrt(s2/float64(len(v))-mean*mean))
+			res = append(res, stdDev(out[fmt.Sprintf("pre%d", i)]))
 		}
 		return res
 	}

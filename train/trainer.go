@@ -199,15 +199,20 @@ func (t *Trainer) dsmStep() (Metrics, error) {
 	if err := t.checkFinite(loss, grads); err != nil {
 		return Metrics{}, fmt.Errorf("%w (E %.4g)", err, ePos)
 	}
+	return t.update(grads, start, Metrics{Loss: loss, EPos: ePos}), nil
+}
+
+// update applies the gradients (Adam, then the moving average), counts the
+// step and its time since start, and completes m.
+func (t *Trainer) update(grads [][]float32, start time.Time, m Metrics) Metrics {
 	t.adam(grads)
 	t.updateEMA()
 	t.State.Step++
 	dt := time.Since(start)
 	t.State.Elapsed += dt
-	return Metrics{
-		Step: t.State.Step, Loss: loss, EPos: ePos, LR: cfg.LRAt(t.State.Step),
-		StepsPer: 1 / dt.Seconds(), Elapsed: t.State.Elapsed.Seconds(),
-	}, nil
+	m.Step, m.LR = t.State.Step, t.State.Config.LRAt(t.State.Step)
+	m.StepsPer, m.Elapsed = 1/dt.Seconds(), t.State.Elapsed.Seconds()
+	return m
 }
 
 // checkFinite is the divergence guard: a non-finite or exploding loss, or
@@ -281,15 +286,7 @@ func (t *Trainer) cdStep() (Metrics, error) {
 	if err := t.checkFinite(loss, grads); err != nil {
 		return Metrics{}, fmt.Errorf("%w (E+ %.4g, E− %.4g)", err, ePos, eNeg)
 	}
-	t.adam(grads)
-	t.updateEMA()
-	t.State.Step++
-	dt := time.Since(start)
-	t.State.Elapsed += dt
-	return Metrics{
-		Step: t.State.Step, Loss: loss, EPos: ePos, ENeg: eNeg, LR: cfg.LRAt(t.State.Step),
-		StepsPer: 1 / dt.Seconds(), Elapsed: t.State.Elapsed.Seconds(),
-	}, nil
+	return t.update(grads, start, Metrics{Loss: loss, EPos: ePos, ENeg: eNeg}), nil
 }
 
 // noisyData fills dst with a random training image plus N(0, σ_data²).
