@@ -123,8 +123,11 @@ func LabCurvesPNG(path string, points []LabPoint, split, title string) error {
 	base.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
 	pl.Add(base)
 	pl.Legend.Add(fmt.Sprintf("pixels %.4f", pixel), base)
+	// Runs that collapse would squeeze the rest into a thin band: the
+	// axis stops 0.09 below the pixel baseline, and lower points fall off.
+	pl.Y.Min, pl.Y.Max = max(pl.Y.Min, pixel-0.09), max(pl.Y.Max, pixel+0.005)
 	pl.Legend.Top = false
-	pl.Legend.Left = false
+	pl.Legend.Left = true
 	pl.Legend.TextStyle.Font.Size = vg.Points(8)
 	img := vgimg.NewWith(vgimg.UseWH(9*vg.Inch, 5.5*vg.Inch), vgimg.UseDPI(dpi))
 	pl.Draw(draw.New(img))

@@ -29,6 +29,13 @@ func withCosine(c train.Config, over int) train.Config {
 	return c
 }
 
+// withoutAverage exports the last parameters (the moving average does not
+// change the training trajectory, only what is exported).
+func withoutAverage(c train.Config) train.Config {
+	c.EMA = 0
+	return c
+}
+
 // withMixture restarts chains from the pixel-space mixture.
 func withMixture(c train.Config) train.Config {
 	c.ReinitFrom = "mixture"
@@ -40,8 +47,8 @@ func presets() map[string]preset {
 		"paper": {"the authors' MNIST recipe (cebm-spec §3): L = 60, γ = 0.1, Adam 1e-4", train.DefaultConfig()},
 		"mnist-cebm": {"models/mnist-cebm.onnx: 152 updates, chains from the pixel mixture",
 			withMixture(sessionRecipe("mnist", train.CEBM, 152))},
-		"fashion-mnist-cebm": {"models/fashion-mnist-cebm.onnx",
-			withCosine(sessionRecipe("fashion-mnist", train.CEBM, 1500), 1500)},
+		"fashion-mnist-cebm": {"models/fashion-mnist-cebm.onnx: 1,500 updates, the last parameters",
+			withoutAverage(withCosine(sessionRecipe("fashion-mnist", train.CEBM, 1500), 1500))},
 		"mnist-gmm-cebm": {"models/mnist-gmm-cebm.onnx: 544 updates (the run diverged at 562)",
 			withCosine(sessionRecipe("mnist", train.GMMCEBM, 544), 1500)},
 	}
