@@ -233,7 +233,7 @@ func (t *Trainer) checkFinite(loss float64, grads [][]float32) error {
 }
 
 // cdStep is one update of contrastive divergence with persistent Langevin
-// chains (cebm-spec §3).
+// chains (the paper, Wu et al. 2021, §3 and its supplement).
 func (t *Trainer) cdStep() (Metrics, error) {
 	cfg := t.State.Config
 	b, per := cfg.BatchSize, t.per

@@ -44,7 +44,7 @@ func withMixture(c train.Config) train.Config {
 
 func presets() map[string]preset {
 	return map[string]preset{
-		"paper": {"the authors' MNIST recipe (cebm-spec §3): L = 60, γ = 0.1, Adam 1e-4", train.DefaultConfig()},
+		"paper": {"the authors' MNIST recipe (Wu et al. 2021): L = 60, γ = 0.1, Adam 1e-4", train.DefaultConfig()},
 		"mnist-cebm": {"models/mnist-cebm.onnx: 152 updates, chains from the pixel mixture",
 			withMixture(sessionRecipe("mnist", train.CEBM, 152))},
 		"fashion-mnist-cebm": {"models/fashion-mnist-cebm.onnx: 1,500 updates, the last parameters",
