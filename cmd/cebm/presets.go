@@ -29,6 +29,12 @@ func withCosine(c train.Config, over int) train.Config {
 	return c
 }
 
+// withAverage exports the moving average with the given decay.
+func withAverage(c train.Config, decay float64) train.Config {
+	c.EMA = decay
+	return c
+}
+
 // withoutAverage exports the last parameters (the moving average does not
 // change the training trajectory, only what is exported).
 func withoutAverage(c train.Config) train.Config {
@@ -45,8 +51,8 @@ func withMixture(c train.Config) train.Config {
 func presets() map[string]preset {
 	return map[string]preset{
 		"paper": {"the authors' MNIST recipe (Wu et al. 2021): L = 60, γ = 0.1, Adam 1e-4", train.DefaultConfig()},
-		"mnist-cebm": {"models/mnist-cebm.onnx: 152 updates, chains from the pixel mixture",
-			withMixture(sessionRecipe("mnist", train.CEBM, 152))},
+		"mnist-cebm": {"models/mnist-cebm.onnx: 600 updates, chains from the pixel mixture, moving average 0.9995",
+			withAverage(withMixture(sessionRecipe("mnist", train.CEBM, 600)), 0.9995)},
 		"fashion-mnist-cebm": {"models/fashion-mnist-cebm.onnx: 1,500 updates, the last parameters",
 			withoutAverage(withCosine(sessionRecipe("fashion-mnist", train.CEBM, 1500), 1500))},
 		"mnist-gmm-cebm": {"models/mnist-gmm-cebm.onnx: 544 updates (the run diverged at 562)",
