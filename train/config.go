@@ -70,6 +70,19 @@ func DefaultConfig() Config {
 	}
 }
 
+// BaseVariance is the variance v = σ_B² + σ² of the Gaussian base measure
+// at noise level σ, and BasePrecision its 1/v, the factor of x in the base
+// measure's gradient (0 when there is no base measure).
+func (c Config) BaseVariance(sigma float64) float64 { return c.BaseSigma*c.BaseSigma + sigma*sigma }
+
+// BasePrecision is 1/BaseVariance(σ), or 0 without a base measure.
+func (c Config) BasePrecision(sigma float64) float64 {
+	if c.BaseSigma <= 0 {
+		return 0
+	}
+	return 1 / c.BaseVariance(sigma)
+}
+
 // LRAt is the learning rate of update step (1-based): a linear warm-up,
 // then a cosine decay from LR to LRFinal ending at DecaySteps.
 func (c Config) LRAt(step int) float64 {

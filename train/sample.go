@@ -27,19 +27,14 @@ func (t *Trainer) AnnealedSamples(n int, seed uint64) ([]float32, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x616e6e65616c))
 	per := t.per
 	x := make([]float32, n*per)
-	start := math.Sqrt(cfg.BaseSigma*cfg.BaseSigma + cfg.SigmaMax*cfg.SigmaMax)
+	start := math.Sqrt(cfg.BaseVariance(cfg.SigmaMax))
 	for i := range x {
 		x[i] = float32(start * rng.NormFloat64())
 	}
 	for l := 0; l < annealLevels; l++ {
 		f := float64(l) / float64(max(1, annealLevels-1))
 		sigma := cfg.SigmaMax * math.Pow(cfg.SigmaMin/cfg.SigmaMax, f)
-		v := cfg.BaseSigma*cfg.BaseSigma + sigma*sigma
-		alpha := annealStep * v
-		var ivar float64
-		if cfg.BaseSigma > 0 {
-			ivar = 1 / v
-		}
+		alpha, ivar := annealStep*cfg.BaseVariance(sigma), cfg.BasePrecision(sigma)
 		for k := 0; k < annealSteps; k++ {
 			_, gx, err := t.engine.EnergyGrad(t.State.ExportParams(), x)
 			if err != nil {
@@ -56,11 +51,7 @@ func (t *Trainer) AnnealedSamples(n int, seed uint64) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := cfg.BaseSigma*cfg.BaseSigma + cfg.SigmaMin*cfg.SigmaMin
-	var ivar float64
-	if cfg.BaseSigma > 0 {
-		ivar = 1 / v
-	}
+	v, ivar := cfg.BaseVariance(cfg.SigmaMin), cfg.BasePrecision(cfg.SigmaMin)
 	for j := range x {
 		x[j] -= float32(v * (float64(gx[j]) + ivar*float64(x[j])))
 		x[j] = max(-1, min(1, x[j]))

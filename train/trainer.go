@@ -175,10 +175,7 @@ func (t *Trainer) dsmStep() (Metrics, error) {
 	for i := 0; i < b; i++ {
 		sigma := math.Exp(lo + (hi-lo)*t.rng.Float64())
 		t.sigma[i] = float32(sigma)
-		t.invVar[i] = 0
-		if cfg.BaseSigma > 0 {
-			t.invVar[i] = float32(1 / (cfg.BaseSigma*cfg.BaseSigma + sigma*sigma))
-		}
+		t.invVar[i] = float32(cfg.BasePrecision(sigma))
 		src := t.data.X[t.nextIndex()*per:][:per]
 		for j, v := range src {
 			e := t.rng.NormFloat64()
