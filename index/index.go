@@ -167,22 +167,32 @@ func checkVectors(vs []float32, dim int, what string) error {
 	return nil
 }
 
+// Check reports the error Add would return for these items' values (not
+// for the index's size), without adding them.
+func (ix *Index) Check(vecs []float32, labels []int) error {
+	dim := ix.dim
+	if len(vecs) != len(labels)*dim {
+		return fmt.Errorf("%w: %d values for %d labels of dim %d", ErrDim, len(vecs), len(labels), dim)
+	}
+	if err := checkVectors(vecs, dim, "vector"); err != nil {
+		return err
+	}
+	for i, l := range labels {
+		if l < -1 || l > math.MaxInt32 {
+			return fmt.Errorf("%w: label %d of item %d", ErrLabel, l, i)
+		}
+	}
+	return nil
+}
+
 // Add appends len(labels) vectors, given row after row in vecs, and returns
 // the id of the first; the others follow in order. Labels are ≥ -1 (-1 for
 // unlabelled). Nothing is added if any input is invalid.
 func (ix *Index) Add(vecs []float32, labels []int) (firstID int, err error) {
-	dim := ix.dim
-	if len(vecs) != len(labels)*dim {
-		return 0, fmt.Errorf("%w: %d values for %d labels of dim %d", ErrDim, len(vecs), len(labels), dim)
-	}
-	if err := checkVectors(vecs, dim, "vector"); err != nil {
+	if err := ix.Check(vecs, labels); err != nil {
 		return 0, err
 	}
-	for i, l := range labels {
-		if l < -1 || l > math.MaxInt32 {
-			return 0, fmt.Errorf("%w: label %d of item %d", ErrLabel, l, i)
-		}
-	}
+	dim := ix.dim
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	old := ix.cur.Load()
