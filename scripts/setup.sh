@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-command set-up: ONNX Runtime, MNIST and Fashion-MNIST.
+# One-command set-up: ONNX Runtime, MNIST, Fashion-MNIST and redis-server
+# (for the shared store's tests and `cebm serve --store redis://…`).
 # Idempotent: a second run checks checksums and does nothing else.
 # Downloads go to a temporary folder and are moved into place only
 # after their checksum is verified, so an interrupted run leaves nothing
@@ -60,11 +61,27 @@ setup_fashion() {
   fi
 }
 
+setup_redis() {
+  if command -v redis-server >/dev/null; then return 0; fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    say "redis-server: install Debian's redis-server package (apt-get install redis-server); the Redis tests need it"
+    return 0
+  fi
+  say "installing Debian package redis-server"
+  # Only the binary is wanted: no service is started here.
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null 2>&1; then
+    apt-get update -q >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null 2>&1 \
+      || say "redis-server: apt-get install redis-server failed"
+  fi
+}
+
 what=${1:-all}
 case "$what" in
-  all) setup_ort; setup_mnist; setup_fashion ;;
+  all) setup_ort; setup_mnist; setup_fashion; setup_redis ;;
   ort) setup_ort ;;
   mnist) setup_mnist ;;
   fashion-mnist) setup_fashion ;;
-  *) say "unknown target $what (all, ort, mnist, fashion-mnist)"; exit 2 ;;
+  redis) setup_redis ;;
+  *) say "unknown target $what (all, ort, mnist, fashion-mnist, redis)"; exit 2 ;;
 esac
