@@ -18,10 +18,11 @@ import (
 // their majority label.
 func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 	var q classifyRequest
-	b, ix, err := s.readWithIndex(r, &q)
+	b, st, err := s.readWithIndex(r, &q)
 	if err != nil {
 		return err
 	}
+	ix := st.ix
 	k := max(q.k, 1)
 	if k > s.cfg.MaxK {
 		return problem(kindInvalid, fmt.Sprintf("k must be at most %d.", s.cfg.MaxK))
@@ -68,9 +69,9 @@ func (s *Server) queries(ctx context.Context, b *encoder.Batcher, dim int, q *cl
 	case given != 1:
 		return queryVectors{}, problem(kindInvalid, "Give exactly one of: images, id, mean.")
 	case q.id != "":
-		res, ok := s.store.Get(q.id)
-		if !ok {
-			return queryVectors{}, problem(kindUnknownID, "No posterior with this id is stored: it was never computed or has been evicted.")
+		res, err := s.store.Get(ctx, q.id)
+		if err != nil {
+			return queryVectors{}, storeProblem(err)
 		}
 		return queryVectors{res.Latent, []string{res.ID}, []bool{res.Inverted}}, nil
 	case q.mean != nil:
@@ -134,10 +135,11 @@ func classification(f index.Result, classes []string, id string, inverted bool) 
 // class names, one per image.
 func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
 	var q addItemsRequest
-	b, ix, err := s.readWithIndex(r, &q)
+	b, st, err := s.readWithIndex(r, &q)
 	if err != nil {
 		return err
 	}
+	ix := st.ix
 	n := len(q.images)
 	if n == 0 {
 		return errNoImage
@@ -162,12 +164,12 @@ func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
 		vecs = append(vecs, x.Latent...)
 		out.IDs[i] = x.ID
 	}
-	first, err := ix.Add(vecs, labels)
+	first, err := st.items.Append(r.Context(), vecs, labels)
 	if errors.Is(err, index.ErrNotFinite) {
 		return problem(kindInvalid, "An image's posterior mean is not finite.")
 	}
 	if err != nil {
-		return err
+		return storeProblem(err)
 	}
 	for i := range out.IndexIDs {
 		out.IndexIDs[i] = first + i
@@ -190,4 +192,27 @@ func parseLabel(s string, classes []string) (int, error) {
 		return n, nil
 	}
 	return 0, problem(kindInvalid, fmt.Sprintf("Label %q is not one of the model's classes.", s))
+}
+
+// handleItem is GET /index/items/{id}: one index item's label and vector.
+func (s *Server) handleItem(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.reference()
+	if err != nil {
+		return err
+	}
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil || id < 0 {
+		return problem(kindInvalid, "An index id is a non-negative integer.")
+	}
+	v, err := st.ix.Vector(id)
+	if err != nil {
+		return problem(kindNotFound, fmt.Sprintf("There is no index item %d; the index holds %d.", id, st.ix.Len()))
+	}
+	l, _ := st.ix.Label(id)
+	var classes []string
+	if b := s.batcher.Load(); b != nil {
+		classes = b.Model().Classes
+	}
+	writeJSON(w, http.StatusOK, IndexItem{ID: id, Label: l, Class: className(classes, l), Mean: v})
+	return nil
 }

@@ -33,10 +33,9 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 
 // handlePosterior is GET /posterior/{id}: a stored posterior.
 func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	res, ok := s.store.Get(id)
-	if !ok {
-		return problem(kindUnknownID, "No posterior with this id is stored: it was never computed or has been evicted. POST the image to /encode again.")
+	res, err := s.store.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return storeProblem(err)
 	}
 	writeJSON(w, http.StatusOK, posteriorJSON(res))
 	return nil
@@ -70,9 +69,8 @@ func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]e
 	case err != nil:
 		return nil, err
 	}
-	for i := range res {
-		stored := res[i]
-		s.store.Add(stored.ID, &stored)
+	if err := s.store.Put(ctx, res); err != nil {
+		return nil, storeProblem(err)
 	}
 	return res, nil
 }

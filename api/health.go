@@ -17,17 +17,16 @@ var OpenAPI []byte
 // handleHealthz is GET /healthz: the process is alive. Never blocked by
 // loading.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Health{Status: "ok", Model: s.batcher.Load() != nil, Index: s.index.Load() != nil})
+	writeJSON(w, http.StatusOK, Health{Status: "ok", Model: s.batcher.Load() != nil, Index: s.state.Load() != nil})
 }
 
 // handleReadyz is GET /readyz: 200 once the model and the index are
-// loaded, 503 before.
+// loaded and the stores answer, 503 before and while a store is down.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
-	h := Health{Status: "ready", Model: s.batcher.Load() != nil, Index: s.index.Load() != nil}
-	if !h.Model || !h.Index {
-		return retryable(kindNotReady, "The model or the reference index is still loading.", 1)
+	if err := s.notReady(); err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, h)
+	writeJSON(w, http.StatusOK, Health{Status: "ready", Model: true, Index: true})
 	return nil
 }
 
@@ -39,8 +38,8 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) error {
 	}
 	m := b.Model()
 	info := ModelInfo{Meta: m.Meta, PriorComponents: len(m.Prior)}
-	if ix := s.index.Load(); ix != nil {
-		info.IndexItems = ix.Len()
+	if st := s.state.Load(); st != nil {
+		info.IndexItems = st.ix.Len()
 	}
 	writeJSON(w, http.StatusOK, ModelsResponse{Models: []ModelInfo{info}})
 	return nil

@@ -102,7 +102,7 @@ func newTestServer(t testing.TB, path string, nRef int, cfg Config) (*Server, *e
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetIndex(ix); err != nil {
+	if err := s.SetIndex(ix, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close(); m.Close() })

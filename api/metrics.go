@@ -45,7 +45,8 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		gauge("cebm_queue_depth", "Requests waiting for the encoder.", s.queueDepth),
 		gauge("cebm_index_items", "Items in the reference index.", s.indexItems),
-		gauge("cebm_posterior_store_items", "Posteriors kept for GET /posterior/{id}.", func() float64 { return float64(s.store.Len()) }),
+		gauge("cebm_posterior_store_items", "Posteriors kept in this process for GET /posterior/{id}.", func() float64 { return float64(s.store.Len()) }),
+		s.cfg.StoreMetrics.Lookups, s.cfg.StoreMetrics.Errors, s.cfg.StoreMetrics.StreamLag,
 		gauge("cebm_ready", "1 once the model and the index are loaded.", func() float64 { return boolGauge(s.Ready()) }),
 	)
 	return m
@@ -73,8 +74,8 @@ func (s *Server) queueDepth() float64 {
 
 // indexItems is the index's size (0 before it is built).
 func (s *Server) indexItems() float64 {
-	if ix := s.index.Load(); ix != nil {
-		return float64(ix.Len())
+	if st := s.state.Load(); st != nil {
+		return float64(st.ix.Len())
 	}
 	return 0
 }

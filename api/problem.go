@@ -46,9 +46,10 @@ var (
 
 // The server cannot answer now; the same request may work later.
 var (
-	kindOverloaded = kind{"overloaded", "Too many requests queued", http.StatusTooManyRequests}
-	kindNotReady   = kind{"not-ready", "Service not ready", http.StatusServiceUnavailable}
-	kindTimeout    = kind{"timeout", "Request took too long", http.StatusServiceUnavailable}
+	kindOverloaded  = kind{"overloaded", "Too many requests queued", http.StatusTooManyRequests}
+	kindNotReady    = kind{"not-ready", "Service not ready", http.StatusServiceUnavailable}
+	kindTimeout     = kind{"timeout", "Request took too long", http.StatusServiceUnavailable}
+	kindUnavailable = kind{"store-unavailable", "Store unavailable", http.StatusServiceUnavailable}
 )
 
 // The server failed.

@@ -28,6 +28,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/posterior/{id}", s.handle(s.handlePosterior))
 		r.Post("/classify-knn", s.handle(s.handleClassify))
 		r.Post("/index/items", s.handle(s.handleAddItems))
+		r.Get("/index/items/{id}", s.handle(s.handleItem))
 		r.Get("/models", s.handle(s.handleModels))
 		r.Get("/openapi.yaml", s.handleOpenAPI)
 	})

@@ -14,7 +14,7 @@ import (
 
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/cebm/cebm/store"
 )
 
 // Config holds the service's limits and options.
@@ -24,9 +24,15 @@ type Config struct {
 	MaxParts       int           // multipart parts, and images per request
 	MaxPixels      int           // width × height of one image
 	RequestTimeout time.Duration // whole-request deadline
-	StoreSize      int           // posteriors kept for GET /posterior/{id}
+	StoreSize      int           // posteriors kept in process for GET /posterior/{id}
 	MaxK           int           // largest k of /classify-knn
 	Batch          encoder.BatchOptions
+
+	// Posteriors keeps computed posteriors; nil: an in-process LRU of
+	// StoreSize. StoreMetrics are the stores' metrics, served at /metrics
+	// (nil: new ones, which the LRU uses).
+	Posteriors   store.Posteriors
+	StoreMetrics *store.Metrics
 }
 
 // DefaultConfig returns the defaults of cebm serve.
@@ -44,15 +50,21 @@ func DefaultConfig() Config {
 
 // Server is the HTTP service. It answers /healthz at once; the model and
 // the reference index arrive later through SetModel and SetIndex, and
-// /readyz reports ready once both are there.
+// /readyz reports ready once both are there (and the stores answer).
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	batcher atomic.Pointer[encoder.Batcher]
-	index   atomic.Pointer[index.Index]
-	store   *lru.Cache[string, *encoder.Result]
+	state   atomic.Pointer[indexState]
+	store   store.Posteriors
 	metrics *metrics
 	handler http.Handler
+}
+
+// indexState is the index and the store that adds items to it.
+type indexState struct {
+	ix    *index.Index
+	items store.Items
 }
 
 // New returns a server with no model or index yet. A nil log discards.
@@ -73,8 +85,13 @@ func New(cfg Config, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	store, _ := lru.New[string, *encoder.Result](cfg.StoreSize)
-	s := &Server{cfg: cfg, log: log, store: store}
+	if cfg.StoreMetrics == nil {
+		cfg.StoreMetrics = store.NewMetrics(nil)
+	}
+	if cfg.Posteriors == nil {
+		cfg.Posteriors = store.NewMemory(cfg.StoreSize, cfg.StoreMetrics)
+	}
+	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors}
 	s.metrics = newMetrics(s)
 	s.handler = s.routes()
 	return s
@@ -98,10 +115,12 @@ func (s *Server) SetModel(m *encoder.Model) {
 	}
 }
 
-// SetIndex sets the reference index. It refuses an index whose model
-// digest is not the served model's (its vectors would be another model's
-// latents), and any index before SetModel.
-func (s *Server) SetIndex(ix *index.Index) error {
+// SetIndex sets the index and the store through which POST /index/items
+// adds to it (nil: added items go to the index only, and are lost when the
+// process stops). It refuses an index whose model digest is not the served
+// model's (its vectors would be another model's latents), and any index
+// before SetModel.
+func (s *Server) SetIndex(ix *index.Index, items store.Items) error {
 	b := s.batcher.Load()
 	if b == nil {
 		return errors.New("api: SetIndex before SetModel")
@@ -109,12 +128,32 @@ func (s *Server) SetIndex(ix *index.Index) error {
 	if got, want := ix.ModelDigest(), b.Model().Digest; got != want {
 		return fmt.Errorf("api: the index was built with model %q, the server serves %q", got, want)
 	}
-	s.index.Store(ix)
+	if items == nil {
+		items = store.IndexOnly{Index: ix}
+	}
+	s.state.Store(&indexState{ix, items})
 	return nil
 }
 
-// Ready reports whether the model and the index are loaded.
-func (s *Server) Ready() bool { return s.batcher.Load() != nil && s.index.Load() != nil }
+// Ready reports whether the model and the index are loaded and the stores
+// answer.
+func (s *Server) Ready() bool { return s.notReady() == nil }
+
+// notReady says why the server is not ready, or nil.
+func (s *Server) notReady() error {
+	if s.batcher.Load() == nil || s.state.Load() == nil {
+		return retryable(kindNotReady, "The model or the reference index is still loading.", 1)
+	}
+	checks := []any{s.store, s.state.Load().items}
+	for _, c := range checks {
+		if c, ok := c.(store.Checker); ok {
+			if err := c.Check(); err != nil {
+				return storeProblem(err)
+			}
+		}
+	}
+	return nil
+}
 
 // Close stops the batcher after the requests it holds are answered. Call it
 // after http.Server.Shutdown.
@@ -132,24 +171,37 @@ func (s *Server) model() (*encoder.Batcher, error) {
 	return nil, retryable(kindNotReady, "The model is still loading.", 5)
 }
 
-// reference returns the index, or a 503 problem while it is built.
-func (s *Server) reference() (*index.Index, error) {
-	if ix := s.index.Load(); ix != nil {
-		return ix, nil
+// reference returns the index and its item store, or a 503 problem while
+// the index is built.
+func (s *Server) reference() (*indexState, error) {
+	if st := s.state.Load(); st != nil {
+		return st, nil
 	}
 	return nil, retryable(kindNotReady, "The reference index is still being built.", 5)
 }
 
 // readWithIndex returns the batcher and the index, or the 503 problem of
 // whichever is missing, and then reads r into q.
-func (s *Server) readWithIndex(r *http.Request, q request) (*encoder.Batcher, *index.Index, error) {
+func (s *Server) readWithIndex(r *http.Request, q request) (*encoder.Batcher, *indexState, error) {
 	b, err := s.model()
 	if err != nil {
 		return nil, nil, err
 	}
-	ix, err := s.reference()
+	st, err := s.reference()
 	if err != nil {
 		return nil, nil, err
 	}
-	return b, ix, s.readRequest(r, q)
+	return b, st, s.readRequest(r, q)
+}
+
+// storeProblem maps a store's error to its problem: 404 for an unknown
+// posterior, 503 with Retry-After while the back end is unreachable.
+func storeProblem(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return problem(kindUnknownID, "No posterior with this id is stored: it was never computed or has been evicted. POST the image to /encode again.")
+	case errors.Is(err, store.ErrUnavailable):
+		return retryable(kindUnavailable, "The shared store cannot be reached; nothing was lost. Retry after the indicated delay.", 2)
+	}
+	return err
 }

@@ -172,7 +172,7 @@ func TestEndpoints(t *testing.T) {
 	})
 	t.Run("index items", func(t *testing.T) {
 		s, _ := newTestServer(t, fixture.cebm, 1000, DefaultConfig()) // its own: adding changes the index
-		before := s.index.Load().Len()
+		before := s.state.Load().ix.Len()
 		w := do(t, s, req("POST", "/index/items?label=7", "image/png", png0))
 		if w.Code != 200 {
 			t.Fatalf("%d %s", w.Code, w.Body)
@@ -189,8 +189,19 @@ func TestEndpoints(t *testing.T) {
 		}
 		// The added image is now its own nearest neighbour, at distance 0.
 		w = do(t, s, req("POST", "/classify-knn", "image/png", png0))
-		if nb := decode[ClassifyResponse](t, w).Results[0].Neighbors[0]; nb.ID < before || nb.Distance != 0 || nb.Label != 7 {
+		nb := decode[ClassifyResponse](t, w).Results[0].Neighbors[0]
+		if nb.ID < before || nb.Distance != 0 || nb.Label != 7 {
 			t.Errorf("nearest after adding: %+v", nb)
+		}
+		// GET /index/items/{id} gives the added item back.
+		w = do(t, s, req("GET", fmt.Sprintf("/index/items/%d", nb.ID), "", nil))
+		if it := decode[IndexItem](t, w); w.Code != 200 || it.ID != nb.ID || it.Label != 7 || it.Class != "7" || len(it.Mean) != s.state.Load().ix.Dim() {
+			t.Errorf("GET /index/items/%d: %d %s", nb.ID, w.Code, w.Body)
+		}
+		for path, code := range map[string]int{"/index/items/99999999": 404, "/index/items/-1": 400, "/index/items/x": 400} {
+			if w := do(t, s, req("GET", path, "", nil)); w.Code != code {
+				t.Errorf("GET %s: %d, want %d", path, w.Code, code)
+			}
 		}
 	})
 	t.Run("plain endpoints", func(t *testing.T) {
@@ -212,18 +223,18 @@ func TestEndpoints(t *testing.T) {
 // and the served one stays.
 func TestSetIndexChecksModel(t *testing.T) {
 	setup(t)
-	if err := New(DefaultConfig(), nil).SetIndex(index.New(128, "sha256:any")); err == nil {
+	if err := New(DefaultConfig(), nil).SetIndex(index.New(128, "sha256:any"), nil); err == nil {
 		t.Error("SetIndex before SetModel succeeded")
 	}
 	s, m := newTestServer(t, fixture.cebm, 100, DefaultConfig())
-	served := s.index.Load()
-	if err := s.SetIndex(index.New(m.LatentDim, "another model")); err == nil {
+	served := s.state.Load()
+	if err := s.SetIndex(index.New(m.LatentDim, "another model"), nil); err == nil {
 		t.Fatal("an index of another model was accepted")
 	}
-	if s.index.Load() != served {
+	if s.state.Load() != served {
 		t.Error("the refused index replaced the served one")
 	}
-	if err := s.SetIndex(index.New(m.LatentDim, m.Digest)); err != nil {
+	if err := s.SetIndex(index.New(m.LatentDim, m.Digest), nil); err != nil {
 		t.Errorf("an index of the served model: %v", err)
 	}
 }

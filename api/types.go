@@ -77,6 +77,14 @@ type AddItemsResponse struct {
 	IndexSize int      `json:"index_size"`
 }
 
+// IndexItem answers GET /index/items/{id}.
+type IndexItem struct {
+	ID    int       `json:"id"`
+	Label int       `json:"label"` // -1 for unlabelled
+	Class string    `json:"class,omitempty"`
+	Mean  []float32 `json:"mean"`
+}
+
 // ModelsResponse lists the served models (one).
 type ModelsResponse struct {
 	Models []ModelInfo `json:"models"`

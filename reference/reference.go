@@ -24,11 +24,16 @@ type Set struct {
 	Labels []int
 }
 
+// Key names the index of the set refName under model digest: its snapshot
+// and the stores of the items added to it are keyed by it.
+func Key(digest, refName string) string {
+	return encoder.ContentID(digest+"\x00"+refName, nil)
+}
+
 // SnapshotPath is where the index of the set refName under model digest is
 // cached in dir.
 func SnapshotPath(dir, digest, refName string) string {
-	key := encoder.ContentID(digest+"\x00"+refName, nil)
-	return filepath.Join(dir, "index-"+key+".idx")
+	return filepath.Join(dir, "index-"+Key(digest, refName)+".idx")
 }
 
 // LoadOrBuild loads the cached index of ref under m from cacheDir, or

@@ -32,6 +32,14 @@ local seq = redis.call('INCRBY', KEYS[2], n) - n
 local id = redis.call('XADD', KEYS[1], '*', 'seq', seq, 'rec', ARGV[2])
 return {seq, id}`)
 
+// quietRedis replaces go-redis' own logger, which prints every failed dial
+// to stderr: the store logs the outage once, and its recovery, itself.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+var setRedisLogger sync.Once
+
 // RedisOptions configure OpenRedis.
 type RedisOptions struct {
 	TTL       time.Duration // how long Redis keeps a posterior (0: 24 h)
@@ -63,6 +71,7 @@ type Redis struct {
 // rediss:// for TLS). It does not wait for the server: calls fail with
 // ErrUnavailable until it answers, and recover by themselves.
 func OpenRedis(url string, opt RedisOptions) (*Redis, error) {
+	setRedisLogger.Do(func() { redis.SetLogger(quietRedis{}) })
 	o, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cebm/cebm/api"
@@ -17,6 +19,7 @@ import (
 	"github.com/cebm/cebm/index"
 	"github.com/cebm/cebm/internal/ort"
 	"github.com/cebm/cebm/reference"
+	"github.com/cebm/cebm/store"
 )
 
 // serveConfig is every setting of `cebm serve`: each a flag, each also an
@@ -28,6 +31,9 @@ type serveConfig struct {
 	ReferenceSplit  string
 	ReferenceLimit  int
 	CacheDir        string
+	Store           string // "" (the embedded log in StateDir), "memory", or a redis:// URL
+	StateDir        string
+	StoreTTL        time.Duration
 	Threads         int
 	ShutdownTimeout time.Duration
 	LogFormat       string
@@ -42,6 +48,9 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ReferenceSplit, "reference-split", "train", "split of the reference data set")
 	fs.IntVar(&c.ReferenceLimit, "reference-limit", 0, "use only the first N reference images (0: all)")
 	fs.StringVar(&c.CacheDir, "cache-dir", ".cache", "folder for index snapshots (empty: no cache)")
+	fs.StringVar(&c.Store, "store", "", "where added items and posteriors are kept: empty for the embedded log in --state-dir, memory for nowhere durable, or redis://host:port/db to share them between replicas")
+	fs.StringVar(&c.StateDir, "state-dir", ".state", "folder of the embedded store: the log and snapshot of added items")
+	fs.DurationVar(&c.StoreTTL, "store-ttl", 24*time.Hour, "how long Redis keeps a posterior (with --store redis://…)")
 	fs.IntVar(&c.Threads, "threads", 0, "ONNX Runtime intra-op threads per run (0: cores / workers, at least 1)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
@@ -75,8 +84,21 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	switch {
+	case c.Store == "", c.Store == "memory", strings.HasPrefix(c.Store, "redis://"), strings.HasPrefix(c.Store, "rediss://"):
+	default:
+		return nil, fmt.Errorf("serve: --store %q: want empty, memory, or a redis:// URL", c.Store)
+	}
+	if c.Store == "" && c.StateDir == "" {
+		return nil, errors.New("serve: the embedded store needs --state-dir (or --store memory)")
+	}
 	c.API.Batch.Workers, c.Threads = encoder.ServingDefaults(c.API.Batch.Workers, c.Threads)
 	return c, nil
+}
+
+// redisStore reports whether the store is Redis.
+func (c *serveConfig) redisStore() bool {
+	return strings.HasPrefix(c.Store, "redis://") || strings.HasPrefix(c.Store, "rediss://")
 }
 
 // logAttrs are the settings as log attributes, the API key redacted.
@@ -86,7 +108,8 @@ func (c *serveConfig) logAttrs() []any {
 		key = "set"
 	}
 	return []any{"addr", c.Addr, "model", c.Model, "reference", c.Reference, "reference_split", c.ReferenceSplit,
-		"reference_limit", c.ReferenceLimit, "cache_dir", c.CacheDir, "threads", c.Threads,
+		"reference_limit", c.ReferenceLimit, "cache_dir", c.CacheDir, "store", redactURL(c.Store),
+		"state_dir", c.StateDir, "store_ttl", c.StoreTTL, "threads", c.Threads,
 		"api_key", key, "max_body_bytes", c.API.MaxBodyBytes, "max_images", c.API.MaxParts,
 		"max_pixels", c.API.MaxPixels, "request_timeout", c.API.RequestTimeout, "store_size", c.API.StoreSize,
 		"max_k", c.API.MaxK, "max_batch", c.API.Batch.MaxBatch, "max_wait", c.API.Batch.MaxWait,
@@ -116,6 +139,17 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	cfg.API.StoreMetrics = store.NewMetrics(nil)
+	var shared *store.Redis
+	if cfg.redisStore() {
+		shared, err = store.OpenRedis(cfg.Store, store.RedisOptions{TTL: cfg.StoreTTL, NearCache: cfg.API.StoreSize, Metrics: cfg.API.StoreMetrics, Log: log})
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer shared.Close()
+		cfg.API.Posteriors = shared
+	}
 	svc := api.New(cfg.API, log)
 	srv := &http.Server{
 		Handler:           svc,
@@ -130,15 +164,16 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	log.Info("listening", "addr", ln.Addr().String())
 
 	type loadResult struct {
-		m   *encoder.Model
-		err error
+		m     *encoder.Model
+		items *store.FileItems
+		err   error
 	}
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
 	loadDone := make(chan loadResult, 1)
 	go func() {
-		m, err := loadService(loadCtx, cfg, svc, log, env)
-		loadDone <- loadResult{m, err}
+		m, items, err := loadService(loadCtx, cfg, svc, shared, log, env)
+		loadDone <- loadResult{m, items, err}
 	}()
 
 	var (
@@ -174,6 +209,11 @@ wait:
 		load = &r
 	}
 	svc.Close()
+	if load.items != nil {
+		if err := load.items.Close(); err != nil {
+			log.Warn("closing the log of added items", "err", err)
+		}
+	}
 	if load.m != nil {
 		load.m.Close()
 	}
@@ -181,40 +221,59 @@ wait:
 	return failure
 }
 
-// loadService loads the model into svc, then the reference index.
-func loadService(ctx context.Context, cfg *serveConfig, svc *api.Server, log *slog.Logger, env func(string) string) (*encoder.Model, error) {
+// loadService loads the model into svc, then the reference index, then the
+// items added to it (from the embedded log, which it returns open, or from
+// the shared Redis).
+func loadService(ctx context.Context, cfg *serveConfig, svc *api.Server, shared *store.Redis, log *slog.Logger, env func(string) string) (*encoder.Model, *store.FileItems, error) {
 	if p := env(ort.EnvLibrary); p != "" {
 		ort.SetLibraryPath(p)
 	}
 	start := time.Now()
 	m, err := encoder.Load(cfg.Model, cfg.Threads)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Info("model loaded", "path", cfg.Model, "kind", m.Kind, "latent_dim", m.LatentDim,
 		"input_shape", m.InputShape, "digest", m.Digest, "took", time.Since(start).Round(time.Millisecond))
 	svc.SetModel(m)
-	ix, err := referenceIndex(ctx, cfg, m, log, env)
+	ix, refName, err := referenceIndex(ctx, cfg, m, log, env)
 	if err != nil {
-		return m, err
+		return m, nil, err
 	}
-	if err := svc.SetIndex(ix); err != nil {
-		return m, err
+	key := reference.Key(m.Digest, refName)
+	var (
+		items store.Items
+		file  *store.FileItems
+	)
+	switch {
+	case shared != nil:
+		items = shared.Items(ix, key)
+	case cfg.Store == "":
+		snap, logPath := store.FilePaths(cfg.StateDir, key)
+		if file, err = store.OpenFileItems(ix, snap, logPath, store.FileOptions{Log: log}); err != nil {
+			return m, nil, err
+		}
+		items = file
 	}
-	log.Info("ready", "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
-	return m, nil
+	if err := svc.SetIndex(ix, items); err != nil {
+		return m, file, err
+	}
+	log.Info("index loaded", "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
+	return m, file, nil
 }
 
-func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log *slog.Logger, env func(string) string) (*index.Index, error) {
+// referenceIndex loads or builds the reference set's index, and names the
+// set.
+func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log *slog.Logger, env func(string) string) (*index.Index, string, error) {
 	if cfg.Reference == "" || cfg.Reference == "none" {
-		return index.New(m.LatentDim, m.Digest), nil
+		return index.New(m.LatentDim, m.Digest), "none", nil
 	}
 	set, err := data.LoadEnv(cfg.Reference, cfg.ReferenceSplit, env)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if [3]int{set.C, set.H, set.W} != m.InputShape {
-		return nil, fmt.Errorf("reference %s has %d×%d×%d images; the model expects %v", cfg.Reference, set.C, set.H, set.W, m.InputShape)
+		return nil, "", fmt.Errorf("reference %s has %d×%d×%d images; the model expects %v", cfg.Reference, set.C, set.H, set.W, m.InputShape)
 	}
 	n := set.N
 	if cfg.ReferenceLimit > 0 {
@@ -225,5 +284,15 @@ func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log
 		Images: set.Images[:n*set.Size()],
 		Labels: set.Labels[:n],
 	}
-	return reference.LoadOrBuild(ctx, m, ref, cfg.CacheDir, log)
+	ix, err := reference.LoadOrBuild(ctx, m, ref, cfg.CacheDir, log)
+	return ix, ref.Name, err
+}
+
+// redactURL hides the password of a redis:// URL for the log.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
 }
