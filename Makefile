@@ -42,6 +42,13 @@ unit:
 	$(GO) test -race -timeout 45m ./...
 	$(GO) test -race -tags purego ./index/
 
+## soak: steady mixed load on one cebm serve for SOAK (default 10m); memory,
+## goroutines and p99 at the start and the end (make test runs 60 s of it)
+SOAK ?= 10m
+.PHONY: soak
+soak: setup
+	CEBM_SOAK=$(SOAK) $(GO) test -run '^TestSoak$$' -v -timeout 0 ./cmd/cebm/
+
 ## bench: the performance benchmarks (not part of test)
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
