@@ -7,6 +7,9 @@
 #
 # The reference index (MNIST training split) is built on first start and
 # cached in /app/.cache; mount a volume there to keep it across restarts.
+# Added index items are kept in /app/.state: mount a volume there, or run
+# the replicas with CEBM_STORE=redis://host:6379/0 (README: "Running
+# several replicas").
 
 FROM golang:1.26-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends npm ca-certificates && rm -rf /var/lib/apt/lists/*
@@ -35,7 +38,7 @@ COPY --from=build /out/cebm /usr/local/bin/cebm
 COPY --from=build /ort/ /opt/onnxruntime/
 COPY --from=build /out/mnist/ /app/data/mnist/
 COPY models/ /app/models/
-RUN mkdir -p /app/.cache && chown cebm /app/.cache
+RUN mkdir -p /app/.cache /app/.state && chown cebm /app/.cache /app/.state
 USER cebm
 ENV CEBM_ORT_LIB=/opt/onnxruntime/libonnxruntime.so \
     CEBM_MNIST_DIR=/app/data/mnist \
