@@ -21,6 +21,11 @@ type Arch struct {
 	Hidden     []int // fully connected widths after the convolutions
 	LatentDim  int   // D; the CEBM head has 2·D outputs (t1, s)
 	EnergyHead bool  // IGEBM: the head is one scalar energy
+	// Whiten puts a fixed linear map of the flattened image in front of
+	// the first convolution (the frozen parameter input.whiten, C·H·W
+	// square): a preconditioner that lets gradient descent learn the
+	// image's low-variance directions as fast as its high-variance ones.
+	Whiten bool
 }
 
 // MNISTArch is the 28×28×1 encoder of the paper.
@@ -64,9 +69,10 @@ func ArchByName(name string) (Arch, error) {
 
 // ParamSpec is a named parameter tensor.
 type ParamSpec struct {
-	Name  string
-	Shape []int
-	FanIn int
+	Name   string
+	Shape  []int
+	FanIn  int
+	Frozen bool // fixed at its initial value: the optimiser leaves it alone
 }
 
 // Size is the number of elements.
@@ -88,31 +94,48 @@ func (a Arch) ParamSpecs() []ParamSpec {
 	for i, l := range a.Convs {
 		fan := c * l.Kernel * l.Kernel
 		ps = append(ps,
-			ParamSpec{fmt.Sprintf("conv%d.weight", i+1), []int{l.Out, c, l.Kernel, l.Kernel}, fan},
-			ParamSpec{fmt.Sprintf("conv%d.bias", i+1), []int{l.Out}, fan})
+			ParamSpec{Name: fmt.Sprintf("conv%d.weight", i+1), Shape: []int{l.Out, c, l.Kernel, l.Kernel}, FanIn: fan},
+			ParamSpec{Name: fmt.Sprintf("conv%d.bias", i+1), Shape: []int{l.Out}, FanIn: fan})
 		c, h, w = l.Out, convOut(h, l), convOut(w, l)
 	}
 	in := c * h * w
 	for i, n := range a.Hidden {
 		ps = append(ps,
-			ParamSpec{fmt.Sprintf("fc%d.weight", i+1), []int{n, in}, in},
-			ParamSpec{fmt.Sprintf("fc%d.bias", i+1), []int{n}, in})
+			ParamSpec{Name: fmt.Sprintf("fc%d.weight", i+1), Shape: []int{n, in}, FanIn: in},
+			ParamSpec{Name: fmt.Sprintf("fc%d.bias", i+1), Shape: []int{n}, FanIn: in})
 		in = n
 	}
 	out := 2 * a.LatentDim
 	if a.EnergyHead {
 		out = 1
 	}
-	return append(ps,
-		ParamSpec{"head.weight", []int{out, in}, in},
-		ParamSpec{"head.bias", []int{out}, in})
+	ps = append(ps,
+		ParamSpec{Name: "head.weight", Shape: []int{out, in}, FanIn: in},
+		ParamSpec{Name: "head.bias", Shape: []int{out}, FanIn: in})
+	if a.Whiten {
+		n := a.C * a.H * a.W
+		ps = append(ps, ParamSpec{Name: whitenParam, Shape: []int{n, n}, Frozen: true})
+	}
+	return ps
 }
 
+// whitenParam is the name of Arch.Whiten's fixed map.
+const whitenParam = "input.whiten"
+
 // InitParams draws PyTorch's default initialisation for Conv2d and Linear:
-// weights and biases uniform in ±1/√fan_in.
+// weights and biases uniform in ±1/√fan_in. Arch.Whiten's map starts as
+// the identity (startState fits it to the data).
 func InitParams(specs []ParamSpec, rng *rand.Rand) [][]float32 {
 	out := make([][]float32, len(specs))
 	for i, s := range specs {
+		if s.Name == whitenParam {
+			n := s.Shape[0]
+			out[i] = make([]float32, n*n)
+			for j := range n {
+				out[i][j*n+j] = 1
+			}
+			continue
+		}
 		bound := 1 / math.Sqrt(float64(s.FanIn))
 		d := make([]float32, s.Size())
 		for j := range d {
@@ -135,6 +158,9 @@ func (a Arch) Network(g *graph.Graph, x *graph.Value, p []*graph.Value) (out, fe
 // pre-activation (the input of its Swish), for data-dependent init.
 func (a Arch) network(g *graph.Graph, x *graph.Value, p []*graph.Value) (out, feature *graph.Value, pre []*graph.Value) {
 	h := x
+	if a.Whiten { // x·P, P symmetric: the whitened image
+		h = g.Reshape(g.MatMul(g.Flatten(x), p[len(p)-1]), []int{graph.Batch, a.C, a.H, a.W})
+	}
 	k := 0
 	for _, l := range a.Convs {
 		z := g.Conv(h, p[k], p[k+1], graph.ConvSpec{Stride: l.Stride, Pad: l.Pad})

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -26,6 +27,12 @@ type Config struct {
 	BaseSigma float64 `json:"base_sigma,omitempty"` // dsm: Gaussian base measure N(0, (σ_B² + σ²)·I) at noise level σ; 0: none
 
 	Init string `json:"init,omitempty"` // network initialisation: InitPyTorch or InitLSUV
+	// Whiten, when > 0, puts a fixed map P = U·diag((λ + WhitenEps)^−Whiten)·Uᵀ
+	// in front of the encoder (Arch.Whiten), from the training images'
+	// covariance UΛUᵀ, scaled to keep their total variance: ¼ evens out
+	// how fast denoising score matching learns each principal direction.
+	Whiten    float64 `json:"whiten,omitempty"`
+	WhitenEps float64 `json:"whiten_eps,omitempty"`
 
 	BatchSize int     `json:"batch_size"`
 	LR        float64 `json:"lr"`
@@ -108,6 +115,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("noise levels [%v, %v]: want 0 < sigma-min ≤ sigma-max", c.SigmaMin, c.SigmaMax)
 	case c.Init != "" && c.Init != InitPyTorch && c.Init != InitLSUV:
 		return fmt.Errorf("init %q: want %s or %s", c.Init, InitPyTorch, InitLSUV)
+	case c.Whiten < 0 || c.Whiten > 1 || c.WhitenEps < 0 || (c.Whiten > 0 && c.WhitenEps == 0):
+		return fmt.Errorf("whiten %v, whiten-eps %v: want a power in [0, 1] and eps > 0", c.Whiten, c.WhitenEps)
+	case c.Whiten > 0 && c.Init == InitLSUV:
+		return errors.New("whiten and the lsuv init do not combine")
 	case c.BaseSigma < 0:
 		return fmt.Errorf("base sigma %v < 0", c.BaseSigma)
 	case c.BatchSize < 1:

@@ -136,6 +136,14 @@ func startState(ckpt string, cfg Config, data Images) (*State, error) {
 		return nil, err
 	}
 	st := NewState(cfg, m)
+	if cfg.Whiten > 0 {
+		a := m.Arch
+		p, err := FitWhitening(data.X, data.N, a.C*a.H*a.W, cfg.Whiten, cfg.WhitenEps, rand.New(rand.NewPCG(cfg.Seed, 0x77686974)))
+		if err != nil {
+			return nil, err
+		}
+		st.Params[len(a.ParamSpecs())-1] = p
+	}
 	if cfg.Init == InitLSUV {
 		rng := rand.New(rand.NewPCG(cfg.Seed, 0x6c737576))
 		if err := LSUV(m, st.Params, data, rng, cfg.Threads); err != nil {

@@ -53,6 +53,7 @@ type Trainer struct {
 	rng    *rand.Rand
 	per    int           // values per image
 	mix    *PixelMixture // chain starts for ReinitFrom "mixture"
+	frozen []bool        // per parameter: ParamSpec.Frozen
 
 	// scratch, reused every step
 	xPos, xNeg, xBoth []float32
@@ -89,6 +90,7 @@ func ModelFor(cfg Config) (Model, error) {
 	if err != nil {
 		return Model{}, err
 	}
+	arch.Whiten = cfg.Whiten > 0
 	return NewModel(cfg.Kind, arch, cfg.Components)
 }
 
@@ -135,6 +137,9 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 		sigma: make([]float32, b), invVar: make([]float32, b),
 	}
 	t.xPos, t.xNeg = t.xBoth[:b*per], t.xBoth[b*per:]
+	for _, s := range m.ParamSpecs() {
+		t.frozen = append(t.frozen, s.Frozen)
+	}
 	for i := 0; i < b; i++ {
 		t.wa[i], t.wa[b+i] = 1/float32(b), -1/float32(b)
 	}
@@ -365,6 +370,9 @@ func (t *Trainer) adam(grads [][]float32) {
 	lr := cfg.LRAt(s.Step+1) * math.Sqrt(1-math.Pow(b2, step)) / (1 - math.Pow(b1, step))
 	fb1, fb2, flr, eps := float32(b1), float32(b2), float32(lr), float32(cfg.AdamEps)
 	for i, g := range grads {
+		if t.frozen[i] {
+			continue
+		}
 		p, m, v := s.Params[i], s.AdamM[i], s.AdamV[i]
 		for j, gj := range g {
 			m[j] = fb1*m[j] + (1-fb1)*gj

@@ -195,6 +195,8 @@ func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.SigmaMin, "sigma-min", c.SigmaMin, "dsm: smallest noise level σ")
 	fs.Float64Var(&c.SigmaMax, "sigma-max", c.SigmaMax, "dsm: largest noise level σ (σ is log-uniform in [min, max])")
 	fs.Float64Var(&c.BaseSigma, "base-sigma", c.BaseSigma, "dsm: Gaussian base measure N(0, (σ_B²+σ²)I) added to the energy (x-only: the posterior is unchanged); 0: none")
+	fs.Float64Var(&c.Whiten, "whiten", c.Whiten, "power of a fixed whitening map P = U·diag((λ+eps)^−power)·Uᵀ of the training images' covariance in front of the encoder (0: none; ¼ evens out how fast score matching learns each principal direction)")
+	fs.Float64Var(&c.WhitenEps, "whiten-eps", 0.05, "added to the covariance's eigenvalues before --whiten's power")
 	fs.StringVar(&c.Init, "init", c.Init, "network initialisation: pytorch (U(±1/√fan_in), the authors' code) or lsuv (then each hidden layer rescaled to unit-variance pre-activations on 500 training images)")
 	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "minibatch size B")
 	fs.Float64Var(&c.LR, "lr", c.LR, "Adam learning rate")
