@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"net/http"
 	"sort"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
+	"github.com/cebm/cebm/store"
 )
 
 // handleClassify is POST /classify-knn: the k nearest reference items of
@@ -44,6 +48,7 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 	out := ClassifyResponse{K: k, Results: make([]Classification, len(found))}
 	for i, f := range found {
 		out.Results[i] = classification(f, classes, qs.ids[i], qs.inverted[i])
+		out.Results[i].OOD = s.ood(qs.energies[i])
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -55,6 +60,7 @@ type queryVectors struct {
 	vecs     []float32 // one posterior mean after another
 	ids      []string
 	inverted []bool
+	energies []float64 // NaN for a given mean
 }
 
 // queries turns the one query form q holds into vectors of dimension dim.
@@ -73,11 +79,11 @@ func (s *Server) queries(ctx context.Context, b *encoder.Batcher, dim int, q *cl
 		if err != nil {
 			return queryVectors{}, storeProblem(err)
 		}
-		return queryVectors{res.Latent, []string{res.ID}, []bool{res.Inverted}}, nil
+		return queryVectors{res.Latent, []string{res.ID}, []bool{res.Inverted}, []float64{res.Energy}}, nil
 	case q.mean != nil:
 		return meanQuery(q.mean, dim)
 	}
-	res, err := s.encode(ctx, b, q.upload)
+	res, _, err := s.encode(ctx, b, q.upload)
 	if err != nil {
 		return queryVectors{}, err
 	}
@@ -86,6 +92,7 @@ func (s *Server) queries(ctx context.Context, b *encoder.Batcher, dim int, q *cl
 		qv.vecs = append(qv.vecs, x.Latent...)
 		qv.ids = append(qv.ids, x.ID)
 		qv.inverted = append(qv.inverted, x.Inverted)
+		qv.energies = append(qv.energies, x.Energy)
 	}
 	return qv, nil
 }
@@ -100,7 +107,7 @@ func meanQuery(mean []float32, dim int) (queryVectors, error) {
 			return queryVectors{}, problem(kindInvalid, "mean must hold finite values of moderate size.")
 		}
 	}
-	return queryVectors{mean, []string{""}, []bool{false}}, nil
+	return queryVectors{mean, []string{""}, []bool{false}, []float64{math.NaN()}}, nil
 }
 
 func className(classes []string, l int) string {
@@ -154,17 +161,21 @@ func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	res, err := s.encode(r.Context(), b, q.upload)
+	res, inputs, err := s.encode(r.Context(), b, q.upload)
 	if err != nil {
 		return err
 	}
 	vecs := make([]float32, 0, len(res)*ix.Dim())
+	var pixels []uint8
+	for _, in := range inputs {
+		pixels = append(pixels, toBytes(in.X)...)
+	}
 	out := AddItemsResponse{Added: len(res), IDs: make([]string, len(res)), IndexIDs: make([]int, len(res))}
 	for i, x := range res {
 		vecs = append(vecs, x.Latent...)
 		out.IDs[i] = x.ID
 	}
-	first, err := st.items.Append(r.Context(), vecs, labels)
+	first, err := st.items.Append(r.Context(), store.Batch{Vecs: vecs, Labels: labels, Pixels: pixels})
 	if errors.Is(err, index.ErrNotFinite) {
 		return problem(kindInvalid, "An image's posterior mean is not finite.")
 	}
@@ -213,6 +224,90 @@ func (s *Server) handleItem(w http.ResponseWriter, r *http.Request) error {
 	if b := s.batcher.Load(); b != nil {
 		classes = b.Model().Classes
 	}
-	writeJSON(w, http.StatusOK, IndexItem{ID: id, Label: l, Class: className(classes, l), Mean: v})
+	_, hasImage := s.itemPixels(st, id)
+	source := "reference"
+	if id >= st.items.Base() {
+		source = "added"
+	}
+	writeJSON(w, http.StatusOK, IndexItem{ID: id, Label: l, Class: className(classes, l), Source: source, Image: hasImage, Mean: v})
 	return nil
+}
+
+// itemPixels is index item id's image: a reference image or the model
+// input of an added one.
+func (s *Server) itemPixels(st *indexState, id int) ([]uint8, bool) {
+	if id < st.items.Base() {
+		if st.ref.Pixels == nil || id < 0 {
+			return nil, false
+		}
+		return st.ref.Pixels(id), true
+	}
+	return st.items.Pixels(id)
+}
+
+// handleItemImage is GET /index/items/{id}/image: the item's image as a
+// PNG, as the model sees it.
+func (s *Server) handleItemImage(w http.ResponseWriter, r *http.Request) error {
+	b, err := s.model()
+	if err != nil {
+		return err
+	}
+	st, err := s.reference()
+	if err != nil {
+		return err
+	}
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil || id < 0 {
+		return problem(kindInvalid, "An index id is a non-negative integer.")
+	}
+	if id >= st.ix.Len() {
+		return problem(kindNotFound, fmt.Sprintf("There is no index item %d; the index holds %d.", id, st.ix.Len()))
+	}
+	pix, ok := s.itemPixels(st, id)
+	if !ok {
+		return problem(kindNotFound, fmt.Sprintf("Index item %d has no stored image.", id))
+	}
+	img, err := pixelImage(pix, b.Model().InputShape)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "public, max-age=86400, immutable") // an id's image never changes
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+// toBytes maps model inputs in [-1, 1] to 8-bit values.
+func toBytes(x []float32) []uint8 {
+	out := make([]uint8, len(x))
+	for i, v := range x {
+		out[i] = uint8(math.Round(float64(min(max((v+1)*127.5, 0), 255))))
+	}
+	return out
+}
+
+// pixelImage is C×H×W 8-bit values (C = 1 or 3) as an image.
+func pixelImage(pix []uint8, shape [3]int) (image.Image, error) {
+	c, h, w := shape[0], shape[1], shape[2]
+	if len(pix) != c*h*w {
+		return nil, fmt.Errorf("api: image of %d values for shape %v", len(pix), shape)
+	}
+	switch c {
+	case 1:
+		return &image.Gray{Pix: pix, Stride: w, Rect: image.Rect(0, 0, w, h)}, nil
+	case 3:
+		img := image.NewRGBA(image.Rect(0, 0, w, h))
+		for y := range h {
+			for x := range w {
+				i := y*w + x
+				img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = pix[i], pix[h*w+i], pix[2*h*w+i], 255
+			}
+		}
+		return img, nil
+	}
+	return nil, fmt.Errorf("api: images of %d channels cannot be shown", c)
 }

@@ -19,13 +19,14 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 	if err := s.readRequest(r, &q); err != nil {
 		return err
 	}
-	res, err := s.encode(r.Context(), b, q.upload)
+	res, _, err := s.encode(r.Context(), b, q.upload)
 	if err != nil {
 		return err
 	}
 	out := EncodeResponse{Model: b.Model().Digest, Results: make([]Posterior, len(res))}
 	for i := range res {
 		out.Results[i] = posteriorJSON(&res[i])
+		out.Results[i].OOD = s.ood(res[i].Energy)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -37,42 +38,44 @@ func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeProblem(err)
 	}
-	writeJSON(w, http.StatusOK, posteriorJSON(res))
+	p := posteriorJSON(res)
+	p.OOD = s.ood(res.Energy)
+	writeJSON(w, http.StatusOK, p)
 	return nil
 }
 
 var errNoImage = problem(kindInvalid, "The request holds no image.")
 
 // encode preprocesses the images, runs them through the batcher and stores
-// their posteriors.
-func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]encoder.Result, error) {
+// their posteriors. It returns the posteriors and the model inputs.
+func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]encoder.Result, []encoder.Input, error) {
 	if len(in.images) == 0 {
-		return nil, errNoImage
+		return nil, nil, errNoImage
 	}
 	m := b.Model()
 	inputs := make([]encoder.Input, len(in.images))
 	for i, img := range in.images {
 		x, err := m.Preprocess(img, s.cfg.MaxPixels, in.invert)
 		if err != nil {
-			return nil, imageError(i, len(in.images), err)
+			return nil, nil, imageError(i, len(in.images), err)
 		}
 		inputs[i] = x
 	}
 	res, err := b.Encode(ctx, inputs)
 	switch {
 	case errors.Is(err, encoder.ErrQueueFull):
-		return nil, retryable(kindOverloaded, "The encoder queue is full; retry after the indicated delay.", 1)
+		return nil, nil, retryable(kindOverloaded, "The encoder queue is full; retry after the indicated delay.", 1)
 	case errors.Is(err, encoder.ErrClosed):
-		return nil, retryable(kindNotReady, "The server is shutting down.", 5)
+		return nil, nil, retryable(kindNotReady, "The server is shutting down.", 5)
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, problem(kindTimeout, "The request did not finish within the server's time limit.")
+		return nil, nil, problem(kindTimeout, "The request did not finish within the server's time limit.")
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.store.Put(ctx, res); err != nil {
-		return nil, storeProblem(err)
+		return nil, nil, storeProblem(err)
 	}
-	return res, nil
+	return res, inputs, nil
 }
 
 // imageError maps a preprocessing error of image i of n to its problem.

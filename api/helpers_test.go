@@ -98,11 +98,12 @@ func newTestServer(t testing.TB, path string, nRef int, cfg Config) (*Server, *e
 	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.SetModel(m)
 	set := fixture.train
-	ix, err := reference.Build(context.Background(), m, reference.Set{Name: "test", Images: set.Images[:nRef*784], Labels: set.Labels[:nRef]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ix, energies, err := reference.Build(context.Background(), m, reference.Set{Name: "test", Images: set.Images[:nRef*784], Labels: set.Labels[:nRef]}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetIndex(ix, nil); err != nil {
+	ref := Reference{Energies: energies, Pixels: func(id int) []uint8 { return set.Pixel(id) }}
+	if err := s.SetIndex(ix, nil, ref); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close(); m.Close() })

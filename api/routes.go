@@ -29,6 +29,7 @@ func (s *Server) routes() http.Handler {
 		r.Post("/classify-knn", s.handle(s.handleClassify))
 		r.Post("/index/items", s.handle(s.handleAddItems))
 		r.Get("/index/items/{id}", s.handle(s.handleItem))
+		r.Get("/index/items/{id}/image", s.handle(s.handleItemImage))
 		r.Get("/models", s.handle(s.handleModels))
 		r.Get("/openapi.yaml", s.handleOpenAPI)
 	})

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +28,7 @@ type Config struct {
 	RequestTimeout time.Duration // whole-request deadline
 	StoreSize      int           // posteriors kept in process for GET /posterior/{id}
 	MaxK           int           // largest k of /classify-knn
+	OODPercentile  float64       // energies above this percentile of the reference set's are flagged out of distribution
 	Batch          encoder.BatchOptions
 
 	// Posteriors keeps computed posteriors; nil: an in-process LRU of
@@ -44,6 +47,7 @@ func DefaultConfig() Config {
 		RequestTimeout: 30 * time.Second,
 		StoreSize:      100000,
 		MaxK:           100,
+		OODPercentile:  99.5,
 		Batch:          encoder.BatchOptions{MaxBatch: 64, MaxWait: time.Millisecond, Queue: 1024},
 	}
 }
@@ -61,10 +65,24 @@ type Server struct {
 	handler http.Handler
 }
 
-// indexState is the index and the store that adds items to it.
+// indexState is the index, the store that adds items to it, and what is
+// known of the reference set behind its first items.
 type indexState struct {
 	ix    *index.Index
 	items store.Items
+	ref   Reference
+}
+
+// Reference is what the server shows of the reference set: the index's
+// items below Items.Base().
+type Reference struct {
+	// Energies are the reference images' energies, sorted ascending: the
+	// out-of-distribution score ranks an image's energy among them. nil:
+	// no score.
+	Energies []float32
+	// Pixels returns reference image id as 8-bit values in the model's
+	// input shape (C×H×W), for GET /index/items/{id}/image. nil: none.
+	Pixels func(id int) []uint8
 }
 
 // New returns a server with no model or index yet. A nil log discards.
@@ -75,6 +93,9 @@ func New(cfg Config, log *slog.Logger) *Server {
 	}
 	if cfg.MaxK < 1 {
 		cfg.MaxK = def.MaxK
+	}
+	if cfg.OODPercentile <= 0 || cfg.OODPercentile > 100 {
+		cfg.OODPercentile = def.OODPercentile
 	}
 	if cfg.MaxParts < 1 {
 		cfg.MaxParts = def.MaxParts
@@ -115,12 +136,12 @@ func (s *Server) SetModel(m *encoder.Model) {
 	}
 }
 
-// SetIndex sets the index and the store through which POST /index/items
-// adds to it (nil: added items go to the index only, and are lost when the
-// process stops). It refuses an index whose model digest is not the served
-// model's (its vectors would be another model's latents), and any index
-// before SetModel.
-func (s *Server) SetIndex(ix *index.Index, items store.Items) error {
+// SetIndex sets the index, the store through which POST /index/items adds
+// to it (nil: added items go to the index only, and are lost when the
+// process stops) and what is known of its reference set. It refuses an
+// index whose model digest is not the served model's (its vectors would be
+// another model's latents), and any index before SetModel.
+func (s *Server) SetIndex(ix *index.Index, items store.Items, ref Reference) error {
 	b := s.batcher.Load()
 	if b == nil {
 		return errors.New("api: SetIndex before SetModel")
@@ -129,9 +150,9 @@ func (s *Server) SetIndex(ix *index.Index, items store.Items) error {
 		return fmt.Errorf("api: the index was built with model %q, the server serves %q", got, want)
 	}
 	if items == nil {
-		items = store.IndexOnly{Index: ix}
+		items = store.NewIndexOnly(ix)
 	}
-	s.state.Store(&indexState{ix, items})
+	s.state.Store(&indexState{ix, items, ref})
 	return nil
 }
 
@@ -204,4 +225,18 @@ func storeProblem(err error) error {
 		return retryable(kindUnavailable, "The shared store cannot be reached; nothing was lost. Retry after the indicated delay.", 2)
 	}
 	return err
+}
+
+// ood scores an energy against the reference set's: its percentile, and
+// whether it lies above the configured one. nil without reference
+// energies or for a non-finite energy.
+func (s *Server) ood(energy float64) *OOD {
+	st := s.state.Load()
+	if st == nil || len(st.ref.Energies) == 0 || math.IsNaN(energy) || math.IsInf(energy, 0) {
+		return nil
+	}
+	e := st.ref.Energies
+	below := sort.Search(len(e), func(i int) bool { return float64(e[i]) >= energy })
+	p := 100 * float64(below) / float64(len(e))
+	return &OOD{EnergyPercentile: p, ThresholdPercentile: s.cfg.OODPercentile, OutOfDistribution: p > s.cfg.OODPercentile}
 }

@@ -22,6 +22,15 @@ type Posterior struct {
 	Responsibilities []float64      `json:"responsibilities,omitempty"` // GMM-CEBM: p(y = k | x)
 	Components       []Component    `json:"components,omitempty"`       // GMM-CEBM
 	Inverted         bool           `json:"inverted"`                   // whether the grey levels were flipped
+	OOD              *OOD           `json:"ood,omitempty"`              // the energy against the reference set's
+}
+
+// OOD ranks an image's energy among the reference images' energies: a
+// percentile near 100 means less likely than almost every reference image.
+type OOD struct {
+	EnergyPercentile    float64 `json:"energy_percentile"`
+	ThresholdPercentile float64 `json:"threshold_percentile"`
+	OutOfDistribution   bool    `json:"out_of_distribution"`
 }
 
 // Component is one mixture component's posterior p(z | x, y = k).
@@ -52,6 +61,7 @@ type Classification struct {
 	Votes     []Vote     `json:"votes"`     // most first
 	Neighbors []Neighbor `json:"neighbors"` // nearest first
 	Inverted  bool       `json:"inverted"`
+	OOD       *OOD       `json:"ood,omitempty"` // the query image's (not for a mean)
 }
 
 // Vote is how many of the k neighbours carry one label.
@@ -79,10 +89,12 @@ type AddItemsResponse struct {
 
 // IndexItem answers GET /index/items/{id}.
 type IndexItem struct {
-	ID    int       `json:"id"`
-	Label int       `json:"label"` // -1 for unlabelled
-	Class string    `json:"class,omitempty"`
-	Mean  []float32 `json:"mean"`
+	ID     int       `json:"id"`
+	Label  int       `json:"label"` // -1 for unlabelled
+	Class  string    `json:"class,omitempty"`
+	Source string    `json:"source"` // reference or added
+	Image  bool      `json:"image"`  // whether GET /index/items/{id}/image has it
+	Mean   []float32 `json:"mean"`
 }
 
 // ModelsResponse lists the served models (one).

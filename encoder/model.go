@@ -175,8 +175,15 @@ func (m *Model) Latent(o Output, i int, dst []float32) {
 // concurrently so that every core works. It stops with ctx's error after
 // the batches under way when ctx ends.
 func (m *Model) Latents(ctx context.Context, x []float32, n, batch int) ([]float32, error) {
+	out, _, err := m.LatentsEnergies(ctx, x, n, batch)
+	return out, err
+}
+
+// LatentsEnergies is Latents that also returns each image's energy E(x).
+func (m *Model) LatentsEnergies(ctx context.Context, x []float32, n, batch int) (latents, energies []float32, err error) {
 	per, d := m.InputSize(), m.LatentDim
 	out := make([]float32, n*d)
+	energies = make([]float32, n)
 	starts := make(chan int)
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -197,6 +204,7 @@ func (m *Model) Latents(ctx context.Context, x []float32, n, batch int) ([]float
 				for i := 0; i < e-s; i++ {
 					m.Latent(o, i, out[(s+i)*d:(s+i+1)*d])
 				}
+				copy(energies[s:e], o.Energy)
 			}
 		}()
 	}
@@ -206,17 +214,17 @@ func (m *Model) Latents(ctx context.Context, x []float32, n, batch int) ([]float
 	close(starts)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	select {
 	case err := <-errs:
-		return nil, err
+		return nil, nil, err
 	default:
 	}
 	for _, v := range out {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("encoder: non-finite latent")
+			return nil, nil, fmt.Errorf("encoder: non-finite latent")
 		}
 	}
-	return out, nil
+	return out, energies, nil
 }

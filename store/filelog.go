@@ -24,6 +24,7 @@ import (
 //
 // The payload is a record (record.go). The header is written once, with
 // the file, atomically; records are appended and fsynced one per Append.
+// The snapshot has the same layout, written whole (temp + rename).
 const (
 	logMagic     = "CEBMLOG1"
 	maxRecordLen = 1 << 30
@@ -38,17 +39,17 @@ const DefaultFoldBytes = 64 << 20
 // FilePaths are the snapshot and log of the added items of the index named
 // key in dir.
 func FilePaths(dir, key string) (snapshot, log string) {
-	return filepath.Join(dir, "items-"+key+".idx"), filepath.Join(dir, "items-"+key+".log")
+	return filepath.Join(dir, "items-"+key+".snap"), filepath.Join(dir, "items-"+key+".log")
 }
 
-// FileItems is the embedded store of added items: a snapshot (an index
-// snapshot holding the added items only) and an append-only log of the
-// items added since. Append writes and fsyncs a record before it adds the
-// items to the index. Open replays the snapshot and then the log; a torn
-// last record (a crash mid-write) is cut off with a warning. When the log
-// passes FoldBytes it is folded into a new snapshot in the background;
-// queries are never blocked, appends only while the few records written
-// during the fold are copied.
+// FileItems is the embedded store of added items: a snapshot of the items
+// added up to some point and an append-only log of those added since.
+// Append writes and fsyncs a record before it adds the items to the index.
+// Open replays the snapshot and then the log; a torn last record (a crash
+// mid-write) is cut off with a warning. When the log passes FoldBytes it
+// is folded into a new snapshot in the background; queries are never
+// blocked, appends only while the few records written during the fold are
+// copied.
 type FileItems struct {
 	ix        *index.Index
 	base      int // index id of the first added item: the reference set's size
@@ -56,6 +57,7 @@ type FileItems struct {
 	logPath   string
 	foldBytes int64
 	log       *slog.Logger
+	images    images
 
 	mu      sync.Mutex
 	f       *os.File
@@ -83,6 +85,7 @@ func OpenFileItems(ix *index.Index, snapPath, logPath string, opt FileOptions) (
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &FileItems{ix: ix, base: ix.Len(), snapPath: snapPath, logPath: logPath, foldBytes: opt.FoldBytes, log: opt.Log}
+	s.hdrLen = int64(len(s.header()))
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -95,6 +98,12 @@ func OpenFileItems(ix *index.Index, snapPath, logPath string, opt FileOptions) (
 	return s, nil
 }
 
+// Base is the index id of the first added item.
+func (s *FileItems) Base() int { return s.base }
+
+// Pixels is added item id's image, if it was stored with one.
+func (s *FileItems) Pixels(id int) ([]uint8, bool) { return s.images.get(id - s.base) }
+
 func (s *FileItems) header() []byte {
 	d := s.ix.ModelDigest()
 	h := []byte(logMagic)
@@ -104,43 +113,92 @@ func (s *FileItems) header() []byte {
 	return binary.LittleEndian.AppendUint32(h, crc32.Checksum(h, castagnoli))
 }
 
+// frame is a record's payload with its length and checksum.
+func frame(payload []byte) []byte {
+	b := binary.LittleEndian.AppendUint32(make([]byte, 0, 8+len(payload)), uint32(len(payload)))
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(payload, castagnoli))
+	return append(b, payload...)
+}
+
+// apply adds a record's items to the index unless they are there already.
+func (s *FileItems) apply(rec record) (bool, error) {
+	applied := s.ix.Len() - s.base
+	switch {
+	case rec.seq+len(rec.Labels) <= applied: // already in the snapshot
+		return false, nil
+	case rec.seq != applied:
+		return false, fmt.Errorf("a record starts at added item %d, but %d are known: the snapshot %s is missing or older than the log", rec.seq, applied, s.snapPath)
+	}
+	if _, err := s.ix.Add(rec.Vecs, rec.Labels); err != nil {
+		return false, err
+	}
+	s.images.add(rec.seq, rec.Batch)
+	return true, nil
+}
+
+// readRecords applies the records of the file f after its header, and
+// returns the offset after the last good one and, if reading stopped
+// before the end, why.
+func (s *FileItems) readRecords(f *os.File, path string) (off int64, records int, torn string, err error) {
+	hdr := s.header()
+	got := make([]byte, len(hdr))
+	if _, err := io.ReadFull(f, got); err != nil || string(got) != string(hdr) {
+		return 0, 0, "", fmt.Errorf("store: %s is not a log of this index (model %s, dimension %d)", path, s.ix.ModelDigest(), s.ix.Dim())
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	off = s.hdrLen
+	for {
+		payload, why := readFrame(r)
+		if why == io.EOF {
+			return off, records, "", nil
+		}
+		if why != nil {
+			return off, records, why.Error(), nil
+		}
+		rec, err := decodeRecord(payload, s.ix.Dim())
+		if err != nil {
+			return off, records, err.Error(), nil
+		}
+		ok, err := s.apply(rec)
+		if err != nil {
+			return off, records, "", fmt.Errorf("store: %s at byte %d: %w", path, off, err)
+		}
+		if ok {
+			records++
+		}
+		off += int64(8 + len(payload))
+	}
+}
+
 // loadSnapshot adds the snapshot's items to the index. A missing snapshot
-// is an empty one; an unreadable one stops the start: it holds items that
+// is an empty one; a damaged one stops the start: it holds items that
 // clients were told are stored.
 func (s *FileItems) loadSnapshot() error {
-	snap, err := index.Load(s.snapPath, s.ix.ModelDigest())
+	f, err := os.Open(s.snapPath)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("store: added items' snapshot: %w (move it aside to start without those items)", err)
+		return fmt.Errorf("store: %w", err)
 	}
-	if snap.Dim() != s.ix.Dim() {
-		return fmt.Errorf("store: added items' snapshot %s has dimension %d, the index %d", s.snapPath, snap.Dim(), s.ix.Dim())
+	defer f.Close()
+	_, _, torn, err := s.readRecords(f, s.snapPath)
+	if err == nil && torn != "" {
+		err = fmt.Errorf("store: %s is damaged: %s", s.snapPath, torn)
 	}
-	n := snap.Len()
-	vecs := make([]float32, 0, n*snap.Dim())
-	labels := make([]int, n)
-	for id := range n {
-		v, _ := snap.Vector(id)
-		vecs = append(vecs, v...)
-		labels[id], _ = snap.Label(id)
+	if err != nil {
+		return fmt.Errorf("%w (move it aside to start without the items it holds)", err)
 	}
-	if _, err := s.ix.Add(vecs, labels); err != nil {
-		return fmt.Errorf("store: added items' snapshot %s: %w", s.snapPath, err)
-	}
-	s.log.Info("added items loaded", "snapshot", s.snapPath, "items", n)
+	s.log.Info("added items loaded", "snapshot", s.snapPath, "items", s.ix.Len()-s.base)
 	return nil
 }
 
 // replay applies the log's records that the snapshot does not hold, cuts
 // off a torn tail, and opens the log for appending (creating it if absent).
 func (s *FileItems) replay() error {
-	hdr := s.header()
-	s.hdrLen = int64(len(hdr))
 	f, err := os.OpenFile(s.logPath, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		if err := atomicfile.WriteBytes(s.logPath, hdr); err != nil {
+		if err := atomicfile.WriteBytes(s.logPath, s.header()); err != nil {
 			return fmt.Errorf("store: create log: %w", err)
 		}
 		f, err = os.OpenFile(s.logPath, os.O_RDWR, 0)
@@ -148,66 +206,39 @@ func (s *FileItems) replay() error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	got := make([]byte, len(hdr))
-	if _, err := io.ReadFull(f, got); err != nil || string(got) != string(hdr) {
-		f.Close()
-		return fmt.Errorf("store: %s is not the log of this index (model %s, dimension %d)", s.logPath, s.ix.ModelDigest(), s.ix.Dim())
+	off, records, torn, err := s.readRecords(f, s.logPath)
+	if err == nil {
+		err = s.cutTail(f, off, torn)
 	}
-	r := bufio.NewReaderSize(f, 1<<20)
-	off, applied, records := s.hdrLen, s.ix.Len()-s.base, 0
-	var torn string
-	for {
-		payload, why := readFrame(r)
-		if why == io.EOF {
-			break
-		}
-		if why != nil {
-			torn = why.Error()
-			break
-		}
-		rec, err := decodeRecord(payload, s.ix.Dim())
-		if err != nil {
-			torn = err.Error()
-			break
-		}
-		switch {
-		case rec.seq+len(rec.labels) <= applied: // already in the snapshot
-		case rec.seq == applied:
-			if _, err := s.ix.Add(rec.vecs, rec.labels); err != nil {
-				f.Close()
-				return fmt.Errorf("store: log %s at byte %d: %w", s.logPath, off, err)
-			}
-			applied += len(rec.labels)
-			records++
-		default:
-			f.Close()
-			return fmt.Errorf("store: log %s at byte %d starts at added item %d, but %d are known: the snapshot %s is missing or older than the log", s.logPath, off, rec.seq, applied, s.snapPath)
-		}
-		off += int64(8 + len(payload))
+	if err == nil {
+		_, err = f.Seek(off, io.SeekStart)
 	}
-	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("store: %w", err)
-	}
-	if torn != "" || st.Size() != off {
-		s.log.Warn("log has a torn tail (a crash during a write); cutting it off",
-			"log", s.logPath, "at_byte", off, "bytes_cut", st.Size()-off, "reason", torn)
-		if err := f.Truncate(off); err != nil {
-			f.Close()
-			return fmt.Errorf("store: cut torn tail: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("store: %w", err)
-		}
-	}
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		f.Close()
-		return fmt.Errorf("store: %w", err)
+		return err
 	}
 	s.f, s.size = f, off
-	s.log.Info("log replayed", "log", s.logPath, "records", records, "added_items", applied)
+	s.log.Info("log replayed", "log", s.logPath, "records", records, "added_items", s.ix.Len()-s.base)
+	return nil
+}
+
+// cutTail truncates the log to off if anything follows it.
+func (s *FileItems) cutTail(f *os.File, off int64, torn string) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if torn == "" && st.Size() == off {
+		return nil
+	}
+	s.log.Warn("log has a torn tail (a crash during a write); cutting it off",
+		"log", s.logPath, "at_byte", off, "bytes_cut", st.Size()-off, "reason", torn)
+	if err := f.Truncate(off); err != nil {
+		return fmt.Errorf("store: cut torn tail: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	return nil
 }
 
@@ -237,8 +268,11 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 }
 
 // Append writes the items to the log, fsyncs it, and adds them to the index.
-func (s *FileItems) Append(_ context.Context, vecs []float32, labels []int) (int, error) {
-	if err := s.ix.Check(vecs, labels); err != nil {
+func (s *FileItems) Append(_ context.Context, b Batch) (int, error) {
+	if err := s.ix.Check(b.Vecs, b.Labels); err != nil {
+		return 0, err
+	}
+	if _, err := b.pixelsPer(); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
@@ -247,11 +281,8 @@ func (s *FileItems) Append(_ context.Context, vecs []float32, labels []int) (int
 		return 0, s.broken
 	}
 	seq := s.ix.Len() - s.base
-	payload := (&record{seq: seq, vecs: vecs, labels: labels}).encode(s.ix.Dim())
-	frame := binary.LittleEndian.AppendUint32(make([]byte, 0, 8+len(payload)), uint32(len(payload)))
-	frame = binary.LittleEndian.AppendUint32(frame, crc32.Checksum(payload, castagnoli))
-	frame = append(frame, payload...)
-	_, err := s.f.Write(frame)
+	fr := frame((&record{seq: seq, Batch: b}).encode(s.ix.Dim()))
+	_, err := s.f.Write(fr)
 	if err == nil {
 		err = s.f.Sync()
 	}
@@ -265,11 +296,12 @@ func (s *FileItems) Append(_ context.Context, vecs []float32, labels []int) (int
 		}
 		return 0, fmt.Errorf("store: append to %s: %w", s.logPath, err)
 	}
-	first, err := s.ix.Add(vecs, labels)
+	first, err := s.ix.Add(b.Vecs, b.Labels)
 	if err != nil { // checked above: only a full index gets here
 		return 0, err
 	}
-	s.size += int64(len(frame))
+	s.images.add(seq, b)
+	s.size += int64(len(fr))
 	if s.size-s.hdrLen > s.foldBytes && !s.folding {
 		s.folding = true
 		s.folds.Add(1)
@@ -313,21 +345,20 @@ func (s *FileItems) fold() error {
 	n, off := s.ix.Len(), s.size
 	s.mu.Unlock()
 
-	// Items never change once added: the snapshot is built without the lock.
-	snap := index.New(s.ix.Dim(), s.ix.ModelDigest())
-	vecs := make([]float32, 0, (n-s.base)*s.ix.Dim())
-	labels := make([]int, 0, n-s.base)
-	for id := s.base; id < n; id++ {
-		v, _ := s.ix.Vector(id)
-		l, _ := s.ix.Label(id)
-		vecs = append(vecs, v...)
-		labels = append(labels, l)
-	}
-	if _, err := snap.Add(vecs, labels); err != nil {
-		return err
-	}
-	if err := snap.Save(s.snapPath); err != nil {
-		return err
+	// Items never change once added: the snapshot is written without the lock.
+	err := atomicfile.Write(s.snapPath, func(w io.Writer) error {
+		if _, err := w.Write(s.header()); err != nil {
+			return err
+		}
+		for _, rec := range s.images.records(s.ix, s.base, 0, n-s.base) {
+			if _, err := w.Write(frame(rec.encode(s.ix.Dim()))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: fold: %w", err)
 	}
 
 	// The snapshot holds every record before off; keep those after it.
@@ -341,12 +372,10 @@ func (s *FileItems) fold() error {
 		return fmt.Errorf("store: fold: %w", err)
 	}
 	f, err := os.OpenFile(s.logPath, os.O_RDWR, 0)
-	if err != nil {
-		s.broken = fmt.Errorf("store: reopen folded log: %w", err)
-		return s.broken
+	if err == nil {
+		_, err = f.Seek(0, io.SeekEnd)
 	}
-	if _, err := f.Seek(0, io.SeekEnd); err != nil {
-		f.Close()
+	if err != nil {
 		s.broken = fmt.Errorf("store: reopen folded log: %w", err)
 		return s.broken
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
@@ -46,11 +47,34 @@ func (s *Memory) Get(_ context.Context, id string) (*encoder.Result, error) {
 // Len is the number of posteriors held.
 func (s *Memory) Len() int { return s.cache.Len() }
 
-// IndexOnly adds items to the index and nowhere else: they are lost when
-// the process stops.
-type IndexOnly struct{ Index *index.Index }
+// IndexOnly adds items to the index and keeps their images in memory, and
+// nowhere else: they are lost when the process stops.
+type IndexOnly struct {
+	ix     *index.Index
+	base   int
+	mu     sync.Mutex
+	images images
+}
+
+// NewIndexOnly adds to ix, whose present items are the reference set.
+func NewIndexOnly(ix *index.Index) *IndexOnly { return &IndexOnly{ix: ix, base: ix.Len()} }
 
 // Append adds the items to the index.
-func (s IndexOnly) Append(_ context.Context, vecs []float32, labels []int) (int, error) {
-	return s.Index.Add(vecs, labels)
+func (s *IndexOnly) Append(_ context.Context, b Batch) (int, error) {
+	if _, err := b.pixelsPer(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock() // ids and images in the same order
+	defer s.mu.Unlock()
+	first, err := s.ix.Add(b.Vecs, b.Labels)
+	if err == nil {
+		s.images.add(first-s.base, b)
+	}
+	return first, err
 }
+
+// Base is the index id of the first added item.
+func (s *IndexOnly) Base() int { return s.base }
+
+// Pixels is added item id's image, if it was added with one.
+func (s *IndexOnly) Pixels(id int) ([]uint8, bool) { return s.images.get(id - s.base) }

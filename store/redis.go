@@ -219,6 +219,7 @@ type RedisItems struct {
 	base   int
 	stream string
 	count  string
+	images images
 
 	mu       sync.Mutex
 	applied  int           // added items applied to ix
@@ -329,10 +330,11 @@ func (it *RedisItems) apply(m redis.XMessage) error {
 	if err != nil {
 		return err
 	}
-	if _, err := it.ix.Add(rec.vecs, rec.labels); err != nil {
+	if _, err := it.ix.Add(rec.Vecs, rec.Labels); err != nil {
 		return fmt.Errorf("entry %s: %w", m.ID, err)
 	}
-	it.applied += len(rec.labels)
+	it.images.add(seq, rec.Batch)
+	it.applied += len(rec.Labels)
 	it.last = id
 	close(it.progress)
 	it.progress = make(chan struct{})
@@ -353,6 +355,12 @@ func (it *RedisItems) updateLag(ctx context.Context) {
 	}
 }
 
+// Base is the index id of the first added item.
+func (it *RedisItems) Base() int { return it.base }
+
+// Pixels is added item id's image, if it was stored with one.
+func (it *RedisItems) Pixels(id int) ([]uint8, bool) { return it.images.get(id - it.base) }
+
 // Check reports ErrUnavailable while Redis does not answer or the stream is
 // still being replayed, and the error that stopped the tailer if one did.
 func (it *RedisItems) Check() error {
@@ -372,15 +380,18 @@ func (it *RedisItems) Check() error {
 
 // Append numbers the items, appends them to the stream, and returns once
 // this replica's index holds them (so a client reads its own writes).
-func (it *RedisItems) Append(ctx context.Context, vecs []float32, labels []int) (int, error) {
-	if err := it.ix.Check(vecs, labels); err != nil {
+func (it *RedisItems) Append(ctx context.Context, b Batch) (int, error) {
+	if err := it.ix.Check(b.Vecs, b.Labels); err != nil {
+		return 0, err
+	}
+	if _, err := b.pixelsPer(); err != nil {
 		return 0, err
 	}
 	if err := it.Check(); err != nil {
 		return 0, err
 	}
-	rec := (&record{vecs: vecs, labels: labels}).encode(it.ix.Dim())
-	res, err := appendScript.Run(ctx, it.r.client, []string{it.stream, it.count}, len(labels), rec).Slice()
+	rec := (&record{Batch: b}).encode(it.ix.Dim())
+	res, err := appendScript.Run(ctx, it.r.client, []string{it.stream, it.count}, len(b.Labels), rec).Slice()
 	if err != nil {
 		return 0, it.r.unavailable("append", err)
 	}
@@ -409,6 +420,7 @@ func (it *RedisItems) Append(ctx context.Context, vecs []float32, labels []int) 
 		if done {
 			return it.base + int(seq), nil
 		}
+
 		select {
 		case <-ch:
 		case <-ctx.Done():

@@ -180,7 +180,7 @@ func TestRedisDown(t *testing.T) {
 		}
 		return nil
 	})
-	checkItems(t, late, 1, 4)
+	checkItems(t, late, 1, 4, lit)
 }
 
 // TestRedisLost: a Redis that comes back empty (no persistence) cannot be
@@ -199,8 +199,7 @@ func TestRedisLost(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	vecs, labels := batch(2, 1)
-	if _, err := it.Append(ctx, vecs, labels); err == nil {
+	if _, err := it.Append(ctx, batch(2, 1)); err == nil {
 		t.Fatal("Append on a lost stream succeeded")
 	}
 	if err := it.Check(); err == nil {

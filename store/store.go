@@ -46,11 +46,16 @@ type Posteriors interface {
 
 // Items adds items to the index durably: when Append returns nil, the items
 // are in the index, under the ids it reports, and survive a restart (except
-// for Memory).
+// for IndexOnly).
 type Items interface {
-	// Append adds len(labels) vectors (row after row in vecs) and returns
-	// the index id of the first; the others follow in order.
-	Append(ctx context.Context, vecs []float32, labels []int) (first int, err error)
+	// Append adds the batch's items and returns the index id of the
+	// first; the others follow in order.
+	Append(ctx context.Context, b Batch) (first int, err error)
+	// Base is the index id of the first added item (the reference set's
+	// size).
+	Base() int
+	// Pixels is added item id's image, if it was added with one.
+	Pixels(id int) ([]uint8, bool)
 }
 
 // Checker is implemented by stores whose back end can be down; Check

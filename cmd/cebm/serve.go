@@ -61,6 +61,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.API.RequestTimeout, "request-timeout", d.RequestTimeout, "longest a request may take")
 	fs.IntVar(&c.API.StoreSize, "store-size", d.StoreSize, "posteriors kept for GET /posterior/{id} (LRU)")
 	fs.IntVar(&c.API.MaxK, "max-k", d.MaxK, "largest k of /classify-knn")
+	fs.Float64Var(&c.API.OODPercentile, "ood-percentile", d.OODPercentile, "flag an image out of distribution when its energy lies above this percentile of the reference images' energies")
 	fs.IntVar(&c.API.Batch.MaxBatch, "max-batch", d.Batch.MaxBatch, "most images per ONNX Runtime run")
 	fs.DurationVar(&c.API.Batch.MaxWait, "max-wait", d.Batch.MaxWait, "longest a request waits for others to batch with")
 	fs.IntVar(&c.API.Batch.Queue, "queue", d.Batch.Queue, "requests that may wait for the encoder; more get 429")
@@ -236,7 +237,7 @@ func loadService(ctx context.Context, cfg *serveConfig, svc *api.Server, shared 
 	log.Info("model loaded", "path", cfg.Model, "kind", m.Kind, "latent_dim", m.LatentDim,
 		"input_shape", m.InputShape, "digest", m.Digest, "took", time.Since(start).Round(time.Millisecond))
 	svc.SetModel(m)
-	ix, refName, err := referenceIndex(ctx, cfg, m, log, env)
+	ix, ref, refName, err := referenceIndex(ctx, cfg, m, log, env)
 	if err != nil {
 		return m, nil, err
 	}
@@ -255,25 +256,25 @@ func loadService(ctx context.Context, cfg *serveConfig, svc *api.Server, shared 
 		}
 		items = file
 	}
-	if err := svc.SetIndex(ix, items); err != nil {
+	if err := svc.SetIndex(ix, items, ref); err != nil {
 		return m, file, err
 	}
 	log.Info("index loaded", "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
 	return m, file, nil
 }
 
-// referenceIndex loads or builds the reference set's index, and names the
-// set.
-func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log *slog.Logger, env func(string) string) (*index.Index, string, error) {
+// referenceIndex loads or builds the reference set's index, with what the
+// service shows of the set (its energies and images), and names the set.
+func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log *slog.Logger, env func(string) string) (*index.Index, api.Reference, string, error) {
 	if cfg.Reference == "" || cfg.Reference == "none" {
-		return index.New(m.LatentDim, m.Digest), "none", nil
+		return index.New(m.LatentDim, m.Digest), api.Reference{}, "none", nil
 	}
 	set, err := data.LoadEnv(cfg.Reference, cfg.ReferenceSplit, env)
 	if err != nil {
-		return nil, "", err
+		return nil, api.Reference{}, "", err
 	}
 	if [3]int{set.C, set.H, set.W} != m.InputShape {
-		return nil, "", fmt.Errorf("reference %s has %d×%d×%d images; the model expects %v", cfg.Reference, set.C, set.H, set.W, m.InputShape)
+		return nil, api.Reference{}, "", fmt.Errorf("reference %s has %d×%d×%d images; the model expects %v", cfg.Reference, set.C, set.H, set.W, m.InputShape)
 	}
 	n := set.N
 	if cfg.ReferenceLimit > 0 {
@@ -284,8 +285,20 @@ func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log
 		Images: set.Images[:n*set.Size()],
 		Labels: set.Labels[:n],
 	}
-	ix, err := reference.LoadOrBuild(ctx, m, ref, cfg.CacheDir, log)
-	return ix, ref.Name, err
+	ix, energies, err := reference.LoadOrBuild(ctx, m, ref, cfg.CacheDir, log)
+	if err != nil {
+		return nil, api.Reference{}, "", err
+	}
+	// The bytes are kept for GET /index/items/{id}/image; the set and its
+	// float copy are not.
+	per := set.Size()
+	pixels := set.Pixels[:n*per]
+	return ix, api.Reference{Energies: energies, Pixels: func(id int) []uint8 {
+		if id < 0 || id >= n {
+			return nil
+		}
+		return pixels[id*per : (id+1)*per]
+	}}, ref.Name, nil
 }
 
 // redactURL hides the password of a redis:// URL for the log.
