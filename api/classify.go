@@ -205,19 +205,32 @@ func parseLabel(s string, classes []string) (int, error) {
 	return 0, problem(kindInvalid, fmt.Sprintf("Label %q is not one of the model's classes.", s))
 }
 
-// handleItem is GET /index/items/{id}: one index item's label and vector.
-func (s *Server) handleItem(w http.ResponseWriter, r *http.Request) error {
+// item reads the {id} of an /index/items path: the index and the id of an
+// item it holds, or the problem.
+func (s *Server) item(r *http.Request) (*indexState, int, error) {
 	st, err := s.reference()
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	id, err := strconv.Atoi(r.PathValue("id"))
 	if err != nil || id < 0 {
-		return problem(kindInvalid, "An index id is a non-negative integer.")
+		return nil, 0, problem(kindInvalid, "An index id is a non-negative integer.")
+	}
+	if id >= st.ix.Len() {
+		return nil, 0, problem(kindNotFound, fmt.Sprintf("There is no index item %d; the index holds %d.", id, st.ix.Len()))
+	}
+	return st, id, nil
+}
+
+// handleItem is GET /index/items/{id}: one index item's label and vector.
+func (s *Server) handleItem(w http.ResponseWriter, r *http.Request) error {
+	st, id, err := s.item(r)
+	if err != nil {
+		return err
 	}
 	v, err := st.ix.Vector(id)
 	if err != nil {
-		return problem(kindNotFound, fmt.Sprintf("There is no index item %d; the index holds %d.", id, st.ix.Len()))
+		return err
 	}
 	l, _ := st.ix.Label(id)
 	var classes []string
@@ -252,16 +265,9 @@ func (s *Server) handleItemImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.reference()
+	st, id, err := s.item(r)
 	if err != nil {
 		return err
-	}
-	id, err := strconv.Atoi(r.PathValue("id"))
-	if err != nil || id < 0 {
-		return problem(kindInvalid, "An index id is a non-negative integer.")
-	}
-	if id >= st.ix.Len() {
-		return problem(kindNotFound, fmt.Sprintf("There is no index item %d; the index holds %d.", id, st.ix.Len()))
 	}
 	pix, ok := s.itemPixels(st, id)
 	if !ok {
