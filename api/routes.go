@@ -22,6 +22,14 @@ func (s *Server) routes() http.Handler {
 	r.Get("/readyz", s.handle(s.handleReadyz))
 	r.Method(http.MethodGet, "/metrics", s.metrics.handler())
 
+	// The demo page and the documentation: public, so that the page can
+	// ask for the API key.
+	r.Get("/", s.handlePage)
+	r.Get("/static/{file}", s.handleStatic)
+	r.Get("/docs", s.handleDocs)
+	r.Get("/docs/{file}", s.handleDocsAsset)
+	r.Get("/openapi.yaml", s.handleOpenAPI)
+
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, s.limit)
 		r.Post("/encode", s.handle(s.handleEncode))
@@ -31,7 +39,6 @@ func (s *Server) routes() http.Handler {
 		r.Get("/index/items/{id}", s.handle(s.handleItem))
 		r.Get("/index/items/{id}/image", s.handle(s.handleItemImage))
 		r.Get("/models", s.handle(s.handleModels))
-		r.Get("/openapi.yaml", s.handleOpenAPI)
 	})
 	return r
 }

@@ -29,6 +29,7 @@ type Config struct {
 	StoreSize      int           // posteriors kept in process for GET /posterior/{id}
 	MaxK           int           // largest k of /classify-knn
 	OODPercentile  float64       // energies above this percentile of the reference set's are flagged out of distribution
+	WebDir         string        // where the set-up installed Swagger UI (WebDir/swagger-ui) for /docs; "": none
 	Batch          encoder.BatchOptions
 
 	// Posteriors keeps computed posteriors; nil: an in-process LRU of

@@ -76,12 +76,57 @@ setup_redis() {
   fi
 }
 
+# Swagger UI for /docs, from npm, checked like ONNX Runtime.
+SWAGGER_VERSION=5.35.0
+SWAGGER_SHA256=1b8e891893404ea4c3558b6a87e2a3e494e7eedba41168c2ece5800a391a6ea6
+WEB_DIR=${CEBM_WEB_DIR:-.web}
+
+setup_web() {
+  local dir="$WEB_DIR/swagger-ui"
+  if [ -f "$dir/VERSION" ] && [ "$(cat "$dir/VERSION")" = "$SWAGGER_VERSION" ]; then return 0; fi
+  command -v npm >/dev/null || { say "Swagger UI: npm is needed (for /docs); skipped"; return 0; }
+  say "fetching Swagger UI $SWAGGER_VERSION (npm pack swagger-ui-dist@$SWAGGER_VERSION)"
+  mkdir -p "$WEB_DIR"
+  local tmp
+  tmp=$(mktemp -d "$WEB_DIR/.download.XXXXXX")
+  (cd "$tmp" && npm pack --silent --ignore-scripts "swagger-ui-dist@$SWAGGER_VERSION" >/dev/null)
+  got=$(sha256sum "$tmp"/swagger-ui-dist-*.tgz | cut -d' ' -f1)
+  if [ "$got" != "$SWAGGER_SHA256" ]; then
+    say "Swagger UI: checksum mismatch (got $got, want $SWAGGER_SHA256); nothing installed"
+    rm -rf "$tmp"
+    return 1
+  fi
+  tar -xzf "$tmp"/swagger-ui-dist-*.tgz -C "$tmp" package/swagger-ui-bundle.js package/swagger-ui.css package/LICENSE package/NOTICE
+  echo "$SWAGGER_VERSION" > "$tmp/package/VERSION"
+  rm -rf "$dir"
+  mv "$tmp/package" "$dir"
+  rm -rf "$tmp"
+  say "Swagger UI $SWAGGER_VERSION installed in $dir"
+}
+
+# Chromium drives the demo page's browser test (Debian's package).
+setup_chromium() {
+  if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; then return 0; fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    say "chromium: install Debian's chromium package (apt-get install chromium); the page's browser test needs it"
+    return 0
+  fi
+  say "installing Debian package chromium (for the page's browser test)"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null 2>&1; then
+    apt-get update -q >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null 2>&1 \
+      || say "chromium: apt-get install chromium failed"
+  fi
+}
+
 what=${1:-all}
 case "$what" in
-  all) setup_ort; setup_mnist; setup_fashion; setup_redis ;;
+  all) setup_ort; setup_mnist; setup_fashion; setup_redis; setup_web; setup_chromium ;;
   ort) setup_ort ;;
   mnist) setup_mnist ;;
   fashion-mnist) setup_fashion ;;
   redis) setup_redis ;;
-  *) say "unknown target $what (all, ort, mnist, fashion-mnist, redis)"; exit 2 ;;
+  web) setup_web ;;
+  chromium) setup_chromium ;;
+  *) say "unknown target $what (all, ort, mnist, fashion-mnist, redis, web, chromium)"; exit 2 ;;
 esac
