@@ -37,7 +37,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	m := b.Model()
-	info := ModelInfo{Meta: m.Meta, PriorComponents: len(m.Prior)}
+	info := ModelInfo{Meta: m.Meta.Meta, Digest: m.Digest, PriorComponents: len(m.Prior)}
 	if st := s.state.Load(); st != nil {
 		info.IndexItems = st.ix.Len()
 	}

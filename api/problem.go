@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"github.com/cebm/cebm/api/wire"
 	"net/http"
 	"strconv"
 )
@@ -11,20 +12,8 @@ import (
 // problem and never changes.
 const ProblemBase = "https://github.com/cebm/cebm/blob/main/openapi.yaml#problem-"
 
-// Problem is an RFC 9457 problem detail. It is the only error shape a
-// client sees; its fields never hold internal error text.
-type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-
-	retryAfter int // seconds, for 429 and 503
-}
-
-// Error makes a Problem an error, so handlers can return it.
-func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
+// Problem is an RFC 9457 problem detail (package wire).
+type Problem = wire.Problem
 
 // Problem kinds: the type suffix, title and status of each.
 
@@ -70,7 +59,7 @@ func problem(k kind, detail string) *Problem {
 // given number of seconds; the answer carries Retry-After.
 func retryable(k kind, detail string, seconds int) *Problem {
 	p := problem(k, detail)
-	p.retryAfter = seconds
+	p.RetryAfter = seconds
 	return p
 }
 
@@ -85,8 +74,8 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 	}
 	q := *p
 	q.Instance = r.URL.Path
-	if q.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(q.retryAfter))
+	if q.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(q.RetryAfter))
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

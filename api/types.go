@@ -1,125 +1,34 @@
 package api
 
-import "github.com/cebm/cebm/encoder"
+import (
+	"github.com/cebm/cebm/api/wire"
+	"github.com/cebm/cebm/encoder"
+)
 
-// The JSON answers of the endpoints, each followed by its parts.
+// The JSON answers of the endpoints are defined in package wire, which the
+// Go client shares.
+type (
+	EncodeResponse   = wire.EncodeResponse
+	Posterior        = wire.Posterior
+	OOD              = wire.OOD
+	Component        = wire.Component
+	NaturalParams    = wire.NaturalParams
+	ClassifyResponse = wire.ClassifyResponse
+	Classification   = wire.Classification
+	Vote             = wire.Vote
+	Neighbor         = wire.Neighbor
+	AddItemsResponse = wire.AddItemsResponse
+	IndexItem        = wire.IndexItem
+	ModelsResponse   = wire.ModelsResponse
+	ModelInfo        = wire.ModelInfo
+	Health           = wire.Health
+)
 
-// EncodeResponse answers POST /encode: one posterior per image, in order.
-type EncodeResponse struct {
-	Model   string      `json:"model"`
-	Results []Posterior `json:"results"`
-}
-
-// Posterior is one image's posterior p(z | x): natural parameters
-// λ + t_θ(x), mean, variance and energy E_θ(x). For GMM-CEBM the top-level
-// fields are those of the most probable component.
-type Posterior struct {
-	ID               string         `json:"id"`
-	Energy           float64        `json:"energy"`
-	NaturalParams    *NaturalParams `json:"natural_params,omitempty"`
-	Mean             []float32      `json:"mean"`                       // IGEBM: its feature
-	Variance         []float32      `json:"variance,omitempty"`         // not for IGEBM
-	Responsibilities []float64      `json:"responsibilities,omitempty"` // GMM-CEBM: p(y = k | x)
-	Components       []Component    `json:"components,omitempty"`       // GMM-CEBM
-	Inverted         bool           `json:"inverted"`                   // whether the grey levels were flipped
-	OOD              *OOD           `json:"ood,omitempty"`              // the energy against the reference set's
-}
-
-// OOD ranks an image's energy among the reference images' energies: a
-// percentile near 100 means less likely than almost every reference image.
-type OOD struct {
-	EnergyPercentile    float64 `json:"energy_percentile"`
-	ThresholdPercentile float64 `json:"threshold_percentile"`
-	OutOfDistribution   bool    `json:"out_of_distribution"`
-}
-
-// Component is one mixture component's posterior p(z | x, y = k).
-type Component struct {
-	Responsibility float64       `json:"responsibility"`
-	NaturalParams  NaturalParams `json:"natural_params"`
-	Mean           []float32     `json:"mean"`
-	Variance       []float32     `json:"variance"`
-}
-
-// NaturalParams are a Gaussian's natural parameters (η1, η2) per dimension.
-type NaturalParams struct {
-	Eta1 []float32 `json:"eta1"`
-	Eta2 []float32 `json:"eta2"`
-}
-
-// ClassifyResponse answers POST /classify-knn.
-type ClassifyResponse struct {
-	K       int              `json:"k"`
-	Results []Classification `json:"results"`
-}
-
-// Classification is the k-NN answer for one query.
-type Classification struct {
-	ID        string     `json:"id,omitempty"`
-	Label     int        `json:"label"`
-	Class     string     `json:"class,omitempty"`
-	Votes     []Vote     `json:"votes"`     // most first
-	Neighbors []Neighbor `json:"neighbors"` // nearest first
-	Inverted  bool       `json:"inverted"`
-	OOD       *OOD       `json:"ood,omitempty"` // the query image's (not for a mean)
-}
-
-// Vote is how many of the k neighbours carry one label.
-type Vote struct {
-	Label int    `json:"label"`
-	Class string `json:"class,omitempty"`
-	Count int    `json:"count"`
-}
-
-// Neighbor is one reference item near the query.
-type Neighbor struct {
-	ID       int     `json:"id"`
-	Label    int     `json:"label"`
-	Class    string  `json:"class,omitempty"`
-	Distance float32 `json:"distance"`
-}
-
-// AddItemsResponse answers POST /index/items.
-type AddItemsResponse struct {
-	Added     int      `json:"added"`
-	IndexIDs  []int    `json:"index_ids"`
-	IDs       []string `json:"ids"`
-	IndexSize int      `json:"index_size"`
-}
-
-// IndexItem answers GET /index/items/{id}.
-type IndexItem struct {
-	ID     int       `json:"id"`
-	Label  int       `json:"label"` // -1 for unlabelled
-	Class  string    `json:"class,omitempty"`
-	Source string    `json:"source"` // reference or added
-	Image  bool      `json:"image"`  // whether GET /index/items/{id}/image has it
-	Mean   []float32 `json:"mean"`
-}
-
-// ModelsResponse lists the served models (one).
-type ModelsResponse struct {
-	Models []ModelInfo `json:"models"`
-}
-
-// ModelInfo answers GET /models.
-type ModelInfo struct {
-	encoder.Meta
-	PriorComponents int `json:"prior_components"`
-	IndexItems      int `json:"index_items"`
-}
-
-// Health answers /healthz and /readyz.
-type Health struct {
-	Status string `json:"status"`
-	Model  bool   `json:"model_loaded"`
-	Index  bool   `json:"index_loaded"`
-}
-
+// posteriorJSON is the answer for one encoded image.
 func posteriorJSON(r *encoder.Result) Posterior {
 	p := Posterior{ID: r.ID, Energy: r.Energy, Mean: r.Latent, Inverted: r.Inverted}
 	if r.Posterior.Eta1 != nil {
-		p.NaturalParams = &NaturalParams{r.Posterior.Eta1, r.Posterior.Eta2}
+		p.NaturalParams = &NaturalParams{Eta1: r.Posterior.Eta1, Eta2: r.Posterior.Eta2}
 		p.Variance = r.Posterior.Variance
 	}
 	if len(r.Components) > 0 {
@@ -127,7 +36,7 @@ func posteriorJSON(r *encoder.Result) Posterior {
 		for k, c := range r.Components {
 			p.Components = append(p.Components, Component{
 				Responsibility: r.Responsibilities[k],
-				NaturalParams:  NaturalParams{c.Eta1, c.Eta2},
+				NaturalParams:  NaturalParams{Eta1: c.Eta1, Eta2: c.Eta2},
 				Mean:           c.Mean, Variance: c.Variance,
 			})
 		}

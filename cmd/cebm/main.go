@@ -5,6 +5,7 @@
 //	cebm train   train a CEBM, GMM-CEBM or IGEBM and export it to ONNX
 //	cebm eval    evaluate an exported model (1-NN, probes, OOD)
 //	cebm data    list, verify and look at the data sets
+//	cebm encode, cebm classify   ask a running server about image files
 package main
 
 import (
@@ -37,6 +38,8 @@ func commands() []command {
 		{"train", "train a model and export its encoder to ONNX", runTrain},
 		{"eval", "evaluate an exported model", runEval},
 		{"data", "list, verify and show data sets", runData},
+		{"encode", "posteriors of image files, from a running server", runEncode},
+		{"classify", "k-NN labels of image files, from a running server", runClassify},
 	}
 }
 
@@ -57,7 +60,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: cebm <command> [flags]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'cebm <command> -h' for a command's flags.")
 }

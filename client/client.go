@@ -1,0 +1,213 @@
+// Package client is the typed Go client of the cebm service: one method per
+// route, answers as the types of package wire, and every error the service
+// answers as a *wire.Problem (with its Retry-After, if any):
+//
+//	c, _ := client.New("http://127.0.0.1:8080")
+//	res, err := c.Classify(ctx, 5, png)
+//	var p *wire.Problem
+//	if errors.As(err, &p) && p.Status == 503 { /* retry after p.RetryAfter s */ }
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cebm/cebm/api/wire"
+)
+
+// Client talks to one cebm server. It is safe for concurrent use.
+type Client struct {
+	base *url.URL
+	key  string
+	http *http.Client
+}
+
+// Option configures New.
+type Option func(*Client)
+
+// WithAPIKey sends the server's API key as a bearer token.
+func WithAPIKey(key string) Option { return func(c *Client) { c.key = key } }
+
+// WithHTTPClient uses h instead of a client with a one-minute timeout.
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// New returns a client of the server at baseURL (e.g. http://host:8080).
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: server URL %q: want http(s)://host[:port]", baseURL)
+	}
+	c := &Client{base: u, http: &http.Client{Timeout: time.Minute}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Item is a labelled image to add to the index: PNG or JPEG bytes, and a
+// class name or index.
+type Item struct {
+	Image []byte
+	Label string
+}
+
+func encodeImages(images [][]byte) []string {
+	out := make([]string, len(images))
+	for i, b := range images {
+		out[i] = base64.StdEncoding.EncodeToString(b)
+	}
+	return out
+}
+
+// Encode is POST /encode: each image's posterior, in order.
+func (c *Client) Encode(ctx context.Context, images ...[]byte) (*wire.EncodeResponse, error) {
+	var out wire.EncodeResponse
+	return &out, c.do(ctx, http.MethodPost, "/encode", map[string]any{"images": encodeImages(images)}, &out)
+}
+
+// Posterior is GET /posterior/{id}: a posterior the server computed.
+func (c *Client) Posterior(ctx context.Context, id string) (*wire.Posterior, error) {
+	var out wire.Posterior
+	return &out, c.do(ctx, http.MethodGet, "/posterior/"+url.PathEscape(id), nil, &out)
+}
+
+// Classify is POST /classify-knn on images: each one's k nearest
+// reference items and their majority label.
+func (c *Client) Classify(ctx context.Context, k int, images ...[]byte) (*wire.ClassifyResponse, error) {
+	var out wire.ClassifyResponse
+	return &out, c.do(ctx, http.MethodPost, "/classify-knn", map[string]any{"images": encodeImages(images), "k": k}, &out)
+}
+
+// ClassifyID is POST /classify-knn on a stored posterior's mean.
+func (c *Client) ClassifyID(ctx context.Context, id string, k int) (*wire.ClassifyResponse, error) {
+	var out wire.ClassifyResponse
+	return &out, c.do(ctx, http.MethodPost, "/classify-knn", map[string]any{"id": id, "k": k}, &out)
+}
+
+// ClassifyMean is POST /classify-knn on a given posterior mean.
+func (c *Client) ClassifyMean(ctx context.Context, mean []float32, k int) (*wire.ClassifyResponse, error) {
+	var out wire.ClassifyResponse
+	return &out, c.do(ctx, http.MethodPost, "/classify-knn", map[string]any{"mean": mean, "k": k}, &out)
+}
+
+// AddItems is POST /index/items: the items are durable, under the index
+// ids the answer gives, once it returns nil.
+func (c *Client) AddItems(ctx context.Context, items ...Item) (*wire.AddItemsResponse, error) {
+	type item struct {
+		Image string `json:"image"`
+		Label string `json:"label"`
+	}
+	body := struct {
+		Items []item `json:"items"`
+	}{}
+	for _, it := range items {
+		body.Items = append(body.Items, item{base64.StdEncoding.EncodeToString(it.Image), it.Label})
+	}
+	var out wire.AddItemsResponse
+	return &out, c.do(ctx, http.MethodPost, "/index/items", body, &out)
+}
+
+// IndexItem is GET /index/items/{id}.
+func (c *Client) IndexItem(ctx context.Context, id int) (*wire.IndexItem, error) {
+	var out wire.IndexItem
+	return &out, c.do(ctx, http.MethodGet, "/index/items/"+strconv.Itoa(id), nil, &out)
+}
+
+// IndexItemImage is GET /index/items/{id}/image: a PNG.
+func (c *Client) IndexItemImage(ctx context.Context, id int) ([]byte, error) {
+	var out []byte
+	return out, c.do(ctx, http.MethodGet, "/index/items/"+strconv.Itoa(id)+"/image", nil, &out)
+}
+
+// Models is GET /models: the served model's card.
+func (c *Client) Models(ctx context.Context) (*wire.ModelsResponse, error) {
+	var out wire.ModelsResponse
+	return &out, c.do(ctx, http.MethodGet, "/models", nil, &out)
+}
+
+// Health is GET /healthz: whether the process is alive.
+func (c *Client) Health(ctx context.Context) (*wire.Health, error) {
+	var out wire.Health
+	return &out, c.do(ctx, http.MethodGet, "/healthz", nil, &out)
+}
+
+// Ready is GET /readyz: nil once the server can answer queries, else the
+// 503 problem.
+func (c *Client) Ready(ctx context.Context) (*wire.Health, error) {
+	var out wire.Health
+	return &out, c.do(ctx, http.MethodGet, "/readyz", nil, &out)
+}
+
+// OpenAPI is GET /openapi.yaml: the service's description.
+func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) {
+	var out []byte
+	return out, c.do(ctx, http.MethodGet, "/openapi.yaml", nil, &out)
+}
+
+// do sends a request with a JSON body (if in is not nil) and decodes the
+// answer into out: JSON, or the raw bytes for a *[]byte.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("client: reading the answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return problemOf(resp, b)
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("client: %s %s: undecodable answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// problemOf is the error of a non-2xx answer: its problem detail, or one
+// made from the status when the body is not one (a proxy's error page).
+func problemOf(resp *http.Response, body []byte) error {
+	p := &wire.Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "application/problem+json" {
+		if err := json.Unmarshal(body, p); err != nil {
+			p.Detail = "undecodable problem detail"
+		}
+	} else {
+		p.Detail = strings.TrimSpace(string(body[:min(len(body), 200)]))
+	}
+	p.RetryAfter, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
+	return p
+}
