@@ -104,6 +104,22 @@ setup_web() {
   say "Swagger UI $SWAGGER_VERSION installed in $dir"
 }
 
+# oneDNN (Debian's libdnnl-dev): train/dnnl, the training engine's faster
+# convolutions, is built on it.
+setup_dnnl() {
+  if [ -f /usr/include/oneapi/dnnl/dnnl.h ]; then return 0; fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    say "oneDNN: install Debian's libdnnl-dev (apt-get install libdnnl-dev); package train/dnnl needs it"
+    return 0
+  fi
+  say "installing Debian package libdnnl-dev (oneDNN)"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libdnnl-dev >/dev/null 2>&1; then
+    apt-get update -q >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libdnnl-dev >/dev/null 2>&1 \
+      || say "oneDNN: apt-get install libdnnl-dev failed"
+  fi
+}
+
 # Chromium drives the demo page's browser test (Debian's package).
 setup_chromium() {
   if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; then return 0; fi
@@ -121,12 +137,13 @@ setup_chromium() {
 
 what=${1:-all}
 case "$what" in
-  all) setup_ort; setup_mnist; setup_fashion; setup_redis; setup_web; setup_chromium ;;
+  all) setup_ort; setup_mnist; setup_fashion; setup_redis; setup_web; setup_chromium; setup_dnnl ;;
   ort) setup_ort ;;
   mnist) setup_mnist ;;
   fashion-mnist) setup_fashion ;;
   redis) setup_redis ;;
   web) setup_web ;;
   chromium) setup_chromium ;;
-  *) say "unknown target $what (all, ort, mnist, fashion-mnist, redis, web, chromium)"; exit 2 ;;
+  dnnl) setup_dnnl ;;
+  *) say "unknown target $what (all, ort, mnist, fashion-mnist, redis, web, chromium, dnnl)"; exit 2 ;;
 esac

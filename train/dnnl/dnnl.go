@@ -1,0 +1,116 @@
+//go:build cgo && linux && amd64
+
+// Package dnnl runs single convolution steps on oneDNN (Debian's
+// libdnnl-dev, which scripts/setup.sh installs) for the training engine's
+// measured decision (docs/benchmarks.md): forward, backward data and
+// backward weights of one layer, each against the ONNX Runtime graphs the
+// trainer builds today.
+package dnnl
+
+/*
+#cgo LDFLAGS: -ldnnl
+#include <stdlib.h>
+#include "conv.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// Available reports whether this build can run oneDNN.
+const Available = true
+
+// Op is a convolution step.
+type Op int
+
+// The three steps of a convolution layer in training.
+const (
+	Forward         Op = C.CONV_FORWARD          // x, w → y
+	BackwardData    Op = C.CONV_BACKWARD_DATA    // dy, w → dx
+	BackwardWeights Op = C.CONV_BACKWARD_WEIGHTS // x, dy → dw
+)
+
+// Shape is a convolution of input [N, C, H, W] by weights [O, C, K, K].
+type Shape struct {
+	N, C, H, W, O, K, Stride, Pad int
+}
+
+// OutHW is the output's spatial size.
+func (s Shape) OutHW() (int, int) {
+	return (s.H+2*s.Pad-s.K)/s.Stride + 1, (s.W+2*s.Pad-s.K)/s.Stride + 1
+}
+
+// Conv is one prepared step over fixed buffers: its two inputs and its
+// output, in plain layouts (NCHW, OIHW). The buffers are C memory; fill
+// them through In and read Out.
+type Conv struct {
+	cv       *C.conv
+	bufs     [3]unsafe.Pointer
+	sizes    [3]int
+	Op       Op
+	Shape    Shape
+	released bool
+}
+
+// New prepares op for shape s.
+func New(op Op, s Shape) (*Conv, error) {
+	oh, ow := s.OutHW()
+	x, w, y := s.N*s.C*s.H*s.W, s.O*s.C*s.K*s.K, s.N*s.O*oh*ow
+	var sizes [3]int
+	switch op {
+	case Forward:
+		sizes = [3]int{x, w, y}
+	case BackwardData:
+		sizes = [3]int{y, w, x}
+	case BackwardWeights:
+		sizes = [3]int{x, y, w}
+	default:
+		return nil, fmt.Errorf("dnnl: unknown op %d", op)
+	}
+	c := &Conv{Op: op, Shape: s, sizes: sizes}
+	for i, n := range sizes {
+		c.bufs[i] = C.calloc(C.size_t(n), 4)
+	}
+	msg := (*C.char)(C.calloc(256, 1))
+	defer C.free(unsafe.Pointer(msg))
+	c.cv = C.conv_new(C.int(op), C.int(s.N), C.int(s.C), C.int(s.H), C.int(s.W), C.int(s.O), C.int(s.K),
+		C.int(s.Stride), C.int(s.Pad), (*C.float)(c.bufs[0]), (*C.float)(c.bufs[1]), (*C.float)(c.bufs[2]), msg)
+	if c.cv == nil {
+		c.Close()
+		return nil, errors.New(C.GoString(msg))
+	}
+	runtime.SetFinalizer(c, (*Conv).Close)
+	return c, nil
+}
+
+// In is input i (0 or 1) of the step, to fill.
+func (c *Conv) In(i int) []float32 { return unsafe.Slice((*float32)(c.bufs[i]), c.sizes[i]) }
+
+// Out is the step's output after Run.
+func (c *Conv) Out() []float32 { return unsafe.Slice((*float32)(c.bufs[2]), c.sizes[2]) }
+
+// Run runs the step once.
+func (c *Conv) Run() error {
+	if C.conv_run(c.cv) != 0 {
+		return errors.New("dnnl: run failed")
+	}
+	return nil
+}
+
+// Close frees the step.
+func (c *Conv) Close() {
+	if c.released {
+		return
+	}
+	c.released = true
+	if c.cv != nil {
+		C.conv_free(c.cv)
+	}
+	for _, b := range c.bufs {
+		C.free(b)
+	}
+}
