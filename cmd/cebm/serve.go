@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -294,6 +295,9 @@ func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log
 	// float copy are not.
 	per := set.Size()
 	pixels := set.Pixels[:n*per]
+	if n < set.N { // keep only the images in use, not the whole file's
+		pixels = slices.Clone(pixels)
+	}
 	return ix, api.Reference{Energies: energies, Pixels: func(id int) []uint8 {
 		if id < 0 || id >= n {
 			return nil
