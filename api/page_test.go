@@ -117,7 +117,8 @@ func grayPNG(t *testing.T, pix []uint8) []byte {
 // TestPage drives the demo page in a real headless Chromium: a stroke on
 // the canvas gets a label and k loaded thumbnails; a dropped MNIST test
 // digit gets its true label; a dropped Fashion-MNIST image is flagged out
-// of distribution; with an API key the page asks for it and then works. It
+// of distribution; a GMM-CEBM shows its responsibilities; nothing overflows
+// a phone-sized screen; with an API key the page asks for it and then works. It
 // logs the median time from "stroke finished" to "answer shown" over 20
 // strokes, and leaves screenshots in the test's temporary folder
 // (CEBM_SCREENSHOT=path.png also writes the dropped digit's there).
@@ -229,6 +230,28 @@ func TestPage(t *testing.T) {
 	if !strings.Contains(text, "cebm representation service") {
 		t.Errorf("/docs shows %q", text)
 	}
+
+	// On a phone-sized screen nothing runs off the side.
+	browse(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(srv.URL+"/"), ready())
+	var overflow bool
+	eval(ctx, `document.documentElement.scrollWidth > window.innerWidth`, &overflow)
+	if overflow {
+		t.Error("the page is wider than a 390-pixel phone screen")
+	}
+	shot(ctx, "phone.png")
+	browse(ctx, chromedp.ResetViewport())
+
+	// A GMM-CEBM's answer shows its mixture responsibilities.
+	sg, _ := newTestServer(t, "../models/mnist-gmm-cebm.onnx", 500, cfg)
+	srvg := httptest.NewServer(sg)
+	defer srvg.Close()
+	browse(ctx, chromedp.Navigate(srvg.URL+"/"), ready(), drop(grayPNG(t, fixture.test.Pixel(digit))), answered(0))
+	var bars int
+	eval(ctx, `document.getElementById('mixture').hidden ? -1 : document.querySelectorAll('#resp li').length`, &bars)
+	if bars != 10 {
+		t.Errorf("GMM-CEBM: %d responsibility bars shown, want 10", bars)
+	}
+	shot(ctx, "gmm.png")
 
 	// With an API key: the page asks for it, then works.
 	cfg.APIKey = "page-test-key"
