@@ -61,8 +61,19 @@ type Config struct {
 	CheckpointEvery int           `json:"checkpoint_every"`
 	MaxLoss         float64       `json:"max_loss"` // divergence guard on |loss|
 	Threads         int           `json:"threads"`  // ONNX Runtime intra-op threads; 0: all cores
-	TrainLimit      int           `json:"train_limit"`
+	// Engine runs the Langevin steps: EngineORT (ONNX Runtime, the
+	// reference) or EngineOneDNN (train/dnnl: 2.4× faster, CEBM with one
+	// hidden layer and no --whiten only). The parameter step and score
+	// matching run on ONNX Runtime either way.
+	Engine     string `json:"engine,omitempty"`
+	TrainLimit int    `json:"train_limit"`
 }
+
+// The engines of Config.Engine.
+const (
+	EngineORT    = "onnxruntime"
+	EngineOneDNN = "onednn"
+)
 
 // DefaultConfig is the authors' MNIST recipe.
 func DefaultConfig() Config {
@@ -117,6 +128,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("init %q: want %s or %s", c.Init, InitPyTorch, InitLSUV)
 	case c.Whiten < 0 || c.Whiten > 1 || c.WhitenEps < 0 || (c.Whiten > 0 && c.WhitenEps == 0):
 		return fmt.Errorf("whiten %v, whiten-eps %v: want a power in [0, 1] and eps > 0", c.Whiten, c.WhitenEps)
+	case c.Engine != "" && c.Engine != EngineORT && c.Engine != EngineOneDNN:
+		return fmt.Errorf("engine %q: want %s or %s", c.Engine, EngineORT, EngineOneDNN)
 	case c.Whiten > 0 && c.Init == InitLSUV:
 		return errors.New("whiten and the lsuv init do not combine")
 	case c.BaseSigma < 0:

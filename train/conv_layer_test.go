@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -173,4 +174,103 @@ func BenchmarkConvLayer(b *testing.B) {
 		})
 	}
 	b.Logf("reference: ORT MatMul 1024³ %s GFLOP/s", fmt.Sprintf("%.0f", ref))
+}
+
+// TestDNNLLangevinParity: oneDNN's E(x) and ∂E/∂x of the MNIST and CIFAR
+// CEBMs equal the ONNX Runtime engine's within 1e-4 of their scale.
+func TestDNNLLangevinParity(t *testing.T) {
+	if !dnnl.Available {
+		t.Skip("no oneDNN in this build")
+	}
+	for _, a := range []Arch{MNISTArch(), CIFARArch()} {
+		t.Run(a.Name, func(t *testing.T) {
+			const n = 4
+			m, _ := NewModel(CEBM, a, 0)
+			params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
+			for _, p := range params { // larger weights: an energy not dominated by the biases
+				for j := range p {
+					p[j] *= 3
+				}
+			}
+			x := randVec(n*a.C*a.H*a.W, 5)
+			e, err := NewEngine(m, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			wantE, wantDx, err := e.EnergyGrad(params, x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nn, err := dnnlNet(a, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nn.Close()
+			if err := nn.SetParams(params); err != nil {
+				t.Fatal(err)
+			}
+			gotE, gotDx, err := nn.EnergyGrad(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, pair := range map[string][2][]float32{"E": {gotE, wantE}, "∂E/∂x": {gotDx, wantDx}} {
+				var scale, worst float64
+				for i := range pair[1] {
+					scale = max(scale, math.Abs(float64(pair[1][i])))
+					worst = max(worst, math.Abs(float64(pair[0][i]-pair[1][i])))
+				}
+				if worst > 1e-4*scale || scale == 0 {
+					t.Errorf("%s: max |oneDNN − ORT| = %g, scale %g", name, worst, scale)
+				}
+				t.Logf("%s: max |oneDNN − ORT| = %.3g, scale %.3g", name, worst, scale)
+			}
+		})
+	}
+}
+
+// TestOneDNNEngineRun: a CD run whose Langevin steps run on oneDNN follows
+// the ONNX Runtime run's loss curve over 50 updates (same seed): the two
+// differ by float32 rounding only.
+func TestOneDNNEngineRun(t *testing.T) {
+	if !dnnl.Available {
+		t.Skip("no oneDNN in this build")
+	}
+	data := mnistTrain(t, 512)
+	losses := func(engine string) []float64 {
+		cfg := smallConfig()
+		cfg.Engine, cfg.Steps, cfg.SGLDSteps, cfg.Gamma, cfg.LR = engine, 50, 5, 0.005, 1e-3
+		m, _ := ModelFor(cfg)
+		tr, err := NewTrainer(NewState(cfg, m), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		var out []float64
+		for range cfg.Steps {
+			met, err := tr.Step()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, met.Loss)
+		}
+		return out
+	}
+	ort, fast := losses(EngineORT), losses(EngineOneDNN)
+	var worst, scale float64
+	for i := range ort {
+		worst = max(worst, math.Abs(fast[i]-ort[i]))
+		scale = max(scale, math.Abs(ort[i]))
+	}
+	t.Logf("50 updates: max |loss(oneDNN) − loss(ORT)| = %.3g, loss scale %.3g; first %.5f / %.5f, last %.5f / %.5f",
+		worst, scale, fast[0], ort[0], fast[49], ort[49])
+	if worst > 1e-3*max(scale, 1) {
+		t.Errorf("the loss curves part: max difference %g at scale %g", worst, scale)
+	}
+	cfg := smallConfig()
+	cfg.Engine, cfg.Kind = EngineOneDNN, GMMCEBM
+	m, _ := ModelFor(cfg)
+	if _, err := NewTrainer(NewState(cfg, m), data); err == nil {
+		t.Error("engine onednn accepted a GMM-CEBM")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/cebm/cebm/train/dnnl"
 	"github.com/cebm/cebm/train/graph"
 )
 
@@ -65,9 +66,35 @@ func BenchmarkEngine(b *testing.B) {
 	wa, wb := randVec(batch, 4), randVec(batch, 5)
 	ref := matmulGFLOPs(b)
 	fwd := m.Arch.FLOPs() * batch
+	var ortLangevin float64 // seconds per step, for x_ort
 	b.Run("langevin", func(b *testing.B) {
 		for b.Loop() {
 			if _, _, err := e.EnergyGrad(params, x); err != nil {
+				b.Fatal(err)
+			}
+		}
+		per := b.Elapsed().Seconds() / float64(b.N)
+		ortLangevin = per
+		gf := 2 * fwd / per / 1e9
+		b.ReportMetric(1/per, "steps/s")
+		b.ReportMetric(gf, "GFLOP/s")
+		b.ReportMetric(gf/ref, "matmul_ratio")
+	})
+	// The same step on oneDNN (train/dnnl), against the run above.
+	b.Run("langevin_dnnl", func(b *testing.B) {
+		if !dnnl.Available {
+			b.Skip("no oneDNN in this build")
+		}
+		nn, err := dnnlNet(m.Arch, batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nn.Close()
+		if err := nn.SetParams(params); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, _, err := nn.EnergyGrad(x); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -76,6 +103,9 @@ func BenchmarkEngine(b *testing.B) {
 		b.ReportMetric(1/per, "steps/s")
 		b.ReportMetric(gf, "GFLOP/s")
 		b.ReportMetric(gf/ref, "matmul_ratio")
+		if ortLangevin > 0 {
+			b.ReportMetric(ortLangevin/per, "x_ort")
+		}
 	})
 	b.Run("params", func(b *testing.B) {
 		for b.Loop() {

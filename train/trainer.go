@@ -54,6 +54,7 @@ type Trainer struct {
 	per    int           // values per image
 	mix    *PixelMixture // chain starts for ReinitFrom "mixture"
 	frozen []bool        // per parameter: ParamSpec.Frozen
+	fast   *fastLangevin // Config.Engine "onednn": the Langevin steps on oneDNN
 
 	// scratch, reused every step
 	xPos, xNeg, xBoth []float32
@@ -140,6 +141,12 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 	for _, s := range m.ParamSpecs() {
 		t.frozen = append(t.frozen, s.Frozen)
 	}
+	if cfg.Engine == EngineOneDNN {
+		if t.fast, err = newFastLangevin(m); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 	for i := 0; i < b; i++ {
 		t.wa[i], t.wa[b+i] = 1/float32(b), -1/float32(b)
 	}
@@ -150,7 +157,10 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 }
 
 // Close releases ONNX Runtime sessions.
-func (t *Trainer) Close() { t.engine.Close() }
+func (t *Trainer) Close() {
+	t.engine.Close()
+	t.fast.close()
+}
 
 // Engine exposes the compiled graphs (sampling, evaluation).
 func (t *Trainer) Engine() *Engine { return t.engine }
@@ -350,7 +360,13 @@ func (t *Trainer) Langevin(x []float32, steps int) error {
 	cfg := t.State.Config
 	step, noise := float32(cfg.SGLDStep), cfg.SGLDNoise
 	for k := 0; k < steps; k++ {
-		_, gx, err := t.engine.EnergyGrad(t.State.Params, x)
+		var gx []float32
+		var err error
+		if t.fast != nil {
+			gx, err = t.fast.gradX(t.State.Params, t.State.Step, x)
+		} else {
+			_, gx, err = t.engine.EnergyGrad(t.State.Params, x)
+		}
 		if err != nil {
 			return err
 		}

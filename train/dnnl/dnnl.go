@@ -8,9 +8,10 @@
 package dnnl
 
 /*
-#cgo LDFLAGS: -ldnnl
+#cgo LDFLAGS: -ldnnl -lm
 #include <stdlib.h>
 #include "conv.h"
+#include "net.h"
 */
 import "C"
 
@@ -112,5 +113,70 @@ func (c *Conv) Close() {
 	}
 	for _, b := range c.bufs {
 		C.free(b)
+	}
+}
+
+// Net is E(x) and ∂E/∂x of a CEBM encoder (convolutions, one hidden dense
+// layer, Swish after each, the head (t1, s), the N(0, I) prior) on oneDNN,
+// for a fixed batch size: the Langevin step.
+type Net struct {
+	nt     *C.net
+	n, per int
+	energy []float32
+	dx     []float32
+}
+
+// ConvLayer is one convolution of a Net.
+type ConvLayer struct{ Out, Kernel, Stride, Pad int }
+
+// NewNet builds the network for batches of n images of c×h×w.
+func NewNet(n, c, h, w int, convs []ConvLayer, hidden, latent int) (*Net, error) {
+	spec := make([]C.int, 0, 4*len(convs))
+	for _, l := range convs {
+		spec = append(spec, C.int(l.Out), C.int(l.Kernel), C.int(l.Stride), C.int(l.Pad))
+	}
+	msg := (*C.char)(C.calloc(256, 1))
+	defer C.free(unsafe.Pointer(msg))
+	nt := C.net_new(C.int(n), C.int(c), C.int(h), C.int(w), C.int(len(convs)), &spec[0], C.int(hidden), C.int(latent), msg)
+	if nt == nil {
+		return nil, errors.New(C.GoString(msg))
+	}
+	nn := &Net{nt: nt, n: n, per: c * h * w, energy: make([]float32, n), dx: make([]float32, n*c*h*w)}
+	runtime.SetFinalizer(nn, (*Net).Close)
+	return nn, nil
+}
+
+// SetParams takes the network's parameters in the trainer's order (weight,
+// bias per layer) and plain layouts.
+func (nn *Net) SetParams(params [][]float32) error {
+	layers := int(C.net_layers(nn.nt))
+	if len(params) < 2*layers {
+		return fmt.Errorf("dnnl: %d parameter tensors for %d layers", len(params), layers)
+	}
+	for i := range layers {
+		if C.net_set_layer(nn.nt, C.int(i), (*C.float)(&params[2*i][0]), (*C.float)(&params[2*i+1][0])) != 0 {
+			return fmt.Errorf("dnnl: setting layer %d failed", i)
+		}
+	}
+	return nil
+}
+
+// EnergyGrad returns E(x) and ∂ΣE/∂x for a batch of the Net's size; the
+// results are reused by the next call.
+func (nn *Net) EnergyGrad(x []float32) (energy, dx []float32, err error) {
+	if len(x) != nn.n*nn.per {
+		return nil, nil, fmt.Errorf("dnnl: %d values for a batch of %d images of %d", len(x), nn.n, nn.per)
+	}
+	if C.net_energy_grad(nn.nt, (*C.float)(&x[0]), (*C.float)(&nn.energy[0]), (*C.float)(&nn.dx[0])) != 0 {
+		return nil, nil, errors.New("dnnl: run failed")
+	}
+	return nn.energy, nn.dx, nil
+}
+
+// Close frees the network.
+func (nn *Net) Close() {
+	if nn.nt != nil {
+		C.net_free(nn.nt)
+		nn.nt = nil
 	}
 }

@@ -47,3 +47,25 @@ func (c *Conv) Run() error { return errors.New("dnnl: unavailable") }
 
 // Close does nothing.
 func (c *Conv) Close() {}
+
+// Net is unavailable in this build.
+type Net struct{}
+
+// ConvLayer is one convolution of a Net.
+type ConvLayer struct{ Out, Kernel, Stride, Pad int }
+
+// NewNet reports that oneDNN is unavailable.
+func NewNet(n, c, h, w int, convs []ConvLayer, hidden, latent int) (*Net, error) {
+	return nil, errors.New("dnnl: this build has no oneDNN (cgo on linux/amd64)")
+}
+
+// SetParams fails.
+func (nn *Net) SetParams([][]float32) error { return errors.New("dnnl: unavailable") }
+
+// EnergyGrad fails.
+func (nn *Net) EnergyGrad([]float32) ([]float32, []float32, error) {
+	return nil, nil, errors.New("dnnl: unavailable")
+}
+
+// Close does nothing.
+func (nn *Net) Close() {}

@@ -1,0 +1,270 @@
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "oneapi/dnnl/dnnl.h"
+#include "net.h"
+
+#define MAXL 8
+
+// A layer: its forward and backward-data primitives and its memories.
+typedef struct {
+	int is_conv;
+	dnnl_primitive_t fwd, bwd;          // conv/inner product forward, backward data
+	dnnl_primitive_t act, act_bwd;      // Swish forward and backward (none for the head)
+	dnnl_memory_t w_fwd, w_bwd, bias;   // weights in each primitive's layout
+	dnnl_memory_t w_user;               // user weights (plain), reordered into w_fwd / w_bwd
+	dnnl_primitive_t w_to_fwd, w_to_bwd; // NULL when layouts agree
+	dnnl_memory_t src;                  // the layer's input (previous layer's Swish output)
+	dnnl_memory_t pre, post;            // pre-activation, post-activation
+	dnnl_memory_t d_post, d_pre, d_src; // gradients (d_src aliases the previous layer's d_post)
+	size_t w_size, b_size;
+} layer;
+
+struct net {
+	dnnl_engine_t engine;
+	dnnl_stream_t stream;
+	int n, latent, nl;
+	layer l[MAXL];
+	dnnl_memory_t x_user, x_prim, dx_user, dx_prim;
+	dnnl_primitive_t x_reorder, dx_reorder;
+	float *head_out, *head_grad; // [n, 2·latent] plain
+	dnnl_primitive_desc_t pds[4 * MAXL + 4];
+	int npd;
+};
+
+#define CHECK(call, what) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) { \
+	snprintf(err, 256, "oneDNN: %s failed (status %d)", what, (int)s_); goto fail; } } while (0)
+
+static const dnnl_memory_desc_t *qmd(dnnl_primitive_desc_t pd, dnnl_query_t q) {
+	return dnnl_primitive_desc_query_md(pd, q, 0);
+}
+
+static dnnl_status_t mem(net *nt, dnnl_memory_t *m, const dnnl_memory_desc_t *md) {
+	return dnnl_memory_create(m, md, nt->engine, DNNL_MEMORY_ALLOCATE);
+}
+
+static dnnl_status_t reorder_pd(net *nt, dnnl_primitive_t *p, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to) {
+	if (dnnl_memory_desc_equal(from, to)) { *p = NULL; return dnnl_success; }
+	dnnl_primitive_desc_t pd;
+	dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, from, nt->engine, to, nt->engine, NULL);
+	if (s != dnnl_success) return s;
+	s = dnnl_primitive_create(p, pd);
+	dnnl_primitive_desc_destroy(pd);
+	return s;
+}
+
+static int run_reorder(net *nt, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to) {
+	if (!p) return 0;
+	dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+	return dnnl_primitive_execute(p, nt->stream, 2, a) != dnnl_success;
+}
+
+net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int hidden, int latent, char *err) {
+	net *nt = calloc(1, sizeof(net));
+	nt->n = n;
+	nt->latent = latent;
+	nt->nl = nconv + 2;
+	if (nt->nl > MAXL) { snprintf(err, 256, "too many layers"); goto fail; }
+	CHECK(dnnl_engine_create(&nt->engine, dnnl_cpu, 0), "engine");
+	CHECK(dnnl_stream_create(&nt->stream, nt->engine, dnnl_stream_default_flags), "stream");
+	dnnl_memory_desc_t src_md, any_md;
+	dnnl_dims_t xd = {n, c, h, w};
+	CHECK(dnnl_memory_desc_init_by_tag(&any_md, 4, xd, dnnl_f32, dnnl_format_tag_any), "md");
+	const dnnl_memory_desc_t *prev = &any_md; // the input's layout: the first convolution chooses
+	int ch = c, hh = h, ww = w;
+	for (int i = 0; i < nt->nl; i++) {
+		layer *L = &nt->l[i];
+		dnnl_primitive_desc_t fpd, bpd;
+		dnnl_memory_desc_t wmd, bmd, dmd;
+		int out;
+		if (i < nconv) {
+			const int *cv = conv + 4 * i;
+			out = cv[0];
+			int k = cv[1], s = cv[2], p = cv[3];
+			int oh = (hh + 2 * p - k) / s + 1, ow = (ww + 2 * p - k) / s + 1;
+			dnnl_dims_t wd = {out, ch, k, k}, bd = {out}, yd = {n, out, oh, ow};
+			dnnl_dims_t st = {s, s}, pl = {p, p};
+			CHECK(dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dnnl_f32, dnnl_format_tag_any), "md");
+			CHECK(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x), "md");
+			CHECK(dnnl_memory_desc_init_by_tag(&dmd, 4, yd, dnnl_f32, dnnl_format_tag_any), "md");
+			dnnl_convolution_desc_t d, bd2;
+			CHECK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct, prev, &wmd, &bmd, &dmd, st, pl, pl), "conv desc");
+			CHECK(dnnl_primitive_desc_create(&fpd, &d, NULL, nt->engine, NULL), "conv pd");
+			// The first layer's ∂x may take any layout (reordered to the caller's
+			// after): forcing the forward's plain one leaves only oneDNN's
+			// reference implementation for a one-channel input.
+			CHECK(dnnl_convolution_backward_data_desc_init(&bd2, dnnl_convolution_direct, i == 0 ? &any_md : qmd(fpd, dnnl_query_src_md), &wmd, qmd(fpd, dnnl_query_dst_md), st, pl, pl), "conv bwd desc");
+			CHECK(dnnl_primitive_desc_create(&bpd, &bd2, NULL, nt->engine, fpd), "conv bwd pd");
+			L->is_conv = 1;
+			L->w_size = (size_t)out * ch * k * k;
+			ch = out; hh = oh; ww = ow;
+		} else {
+			out = i == nt->nl - 1 ? 2 * latent : hidden;
+			int in_dims = 2, last = i == nt->nl - 1;
+			dnnl_dims_t bd = {out}, yd = {n, out};
+			if (i == nconv) { // the first dense layer reads the convolutions' 4-D output
+				dnnl_dims_t wd = {out, ch, hh, ww};
+				CHECK(dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dnnl_f32, dnnl_format_tag_any), "md");
+				L->w_size = (size_t)out * ch * hh * ww;
+			} else {
+				dnnl_dims_t wd = {out, ch};
+				CHECK(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_f32, dnnl_format_tag_any), "md");
+				L->w_size = (size_t)out * ch;
+			}
+			(void)in_dims;
+			CHECK(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x), "md");
+			CHECK(dnnl_memory_desc_init_by_tag(&dmd, 2, yd, dnnl_f32, last ? dnnl_nc : dnnl_format_tag_any), "md");
+			dnnl_inner_product_desc_t d, bd2;
+			CHECK(dnnl_inner_product_forward_desc_init(&d, dnnl_forward_training, prev, &wmd, &bmd, &dmd), "ip desc");
+			CHECK(dnnl_primitive_desc_create(&fpd, &d, NULL, nt->engine, NULL), "ip pd");
+			CHECK(dnnl_inner_product_backward_data_desc_init(&bd2, qmd(fpd, dnnl_query_src_md), &wmd, qmd(fpd, dnnl_query_dst_md)), "ip bwd desc");
+			CHECK(dnnl_primitive_desc_create(&bpd, &bd2, NULL, nt->engine, fpd), "ip bwd pd");
+			ch = out; hh = 1; ww = 1;
+		}
+		nt->pds[nt->npd++] = fpd;
+		nt->pds[nt->npd++] = bpd;
+		L->b_size = out;
+		CHECK(dnnl_primitive_create(&L->fwd, fpd), "primitive");
+		CHECK(dnnl_primitive_create(&L->bwd, bpd), "primitive");
+		// The user's weights are plain (OIHW or OI); the primitives may want others.
+		dnnl_memory_desc_t wuser;
+		const dnnl_memory_desc_t *wf = qmd(fpd, dnnl_query_weights_md), *wb = qmd(bpd, dnnl_query_weights_md);
+		CHECK(dnnl_memory_desc_init_by_tag(&wuser, wf->ndims, wf->dims, dnnl_f32, wf->ndims == 4 ? dnnl_oihw : dnnl_oi), "md");
+		CHECK(mem(nt, &L->w_user, &wuser), "memory");
+		CHECK(mem(nt, &L->w_fwd, wf), "memory");
+		CHECK(mem(nt, &L->w_bwd, wb), "memory");
+		CHECK(reorder_pd(nt, &L->w_to_fwd, &wuser, wf), "reorder");
+		CHECK(reorder_pd(nt, &L->w_to_bwd, &wuser, wb), "reorder");
+		CHECK(mem(nt, &L->bias, &bmd), "memory");
+		CHECK(mem(nt, &L->pre, qmd(fpd, dnnl_query_dst_md)), "memory");
+		CHECK(mem(nt, &L->d_pre, qmd(bpd, dnnl_query_diff_dst_md)), "memory");
+		if (i == 0) {
+			CHECK(mem(nt, &L->d_src, qmd(bpd, dnnl_query_diff_src_md)), "memory");
+			CHECK(mem(nt, &nt->x_prim, qmd(fpd, dnnl_query_src_md)), "memory");
+			L->src = nt->x_prim;
+		} else {
+			L->src = nt->l[i - 1].post;
+		}
+		if (i < nt->nl - 1) { // Swish
+			dnnl_eltwise_desc_t ed, ebd;
+			dnnl_primitive_desc_t epd, ebpd;
+			const dnnl_memory_desc_t *md = qmd(fpd, dnnl_query_dst_md);
+			CHECK(dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, dnnl_eltwise_swish, md, 1.f, 0.f), "swish desc");
+			CHECK(dnnl_primitive_desc_create(&epd, &ed, NULL, nt->engine, NULL), "swish pd");
+			CHECK(dnnl_eltwise_backward_desc_init(&ebd, dnnl_eltwise_swish, md, md, 1.f, 0.f), "swish bwd desc");
+			CHECK(dnnl_primitive_desc_create(&ebpd, &ebd, NULL, nt->engine, epd), "swish bwd pd");
+			nt->pds[nt->npd++] = epd;
+			nt->pds[nt->npd++] = ebpd;
+			CHECK(dnnl_primitive_create(&L->act, epd), "primitive");
+			CHECK(dnnl_primitive_create(&L->act_bwd, ebpd), "primitive");
+			CHECK(mem(nt, &L->post, md), "memory");
+			CHECK(mem(nt, &L->d_post, md), "memory");
+			prev = md;
+		}
+	}
+	// The input and ∂x in plain NCHW on the caller's side.
+	dnnl_memory_desc_t xuser;
+	CHECK(dnnl_memory_desc_init_by_tag(&xuser, 4, xd, dnnl_f32, dnnl_nchw), "md");
+	CHECK(mem(nt, &nt->x_user, &xuser), "memory");
+	CHECK(mem(nt, &nt->dx_user, &xuser), "memory");
+	CHECK(reorder_pd(nt, &nt->x_reorder, &xuser, qmd(nt->pds[0], dnnl_query_src_md)), "reorder");
+	CHECK(reorder_pd(nt, &nt->dx_reorder, qmd(nt->pds[1], dnnl_query_diff_src_md), &xuser), "reorder");
+	if (!nt->x_reorder) { dnnl_memory_destroy(nt->x_prim); nt->x_prim = nt->x_user; nt->l[0].src = nt->x_user; }
+	nt->dx_prim = nt->l[0].d_src;
+	return nt;
+fail:
+	net_free(nt);
+	return NULL;
+}
+
+static void *handle(dnnl_memory_t m) {
+	void *p = NULL;
+	dnnl_memory_get_data_handle(m, &p);
+	return p;
+}
+
+int net_set_layer(net *nt, int i, const float *w, const float *b) {
+	if (i < 0 || i >= nt->nl) return 1;
+	layer *L = &nt->l[i];
+	memcpy(handle(L->w_user), w, L->w_size * sizeof(float));
+	memcpy(handle(L->bias), b, L->b_size * sizeof(float));
+	if (run_reorder(nt, L->w_to_fwd, L->w_user, L->w_fwd) || run_reorder(nt, L->w_to_bwd, L->w_user, L->w_bwd)) return 1;
+	if (!L->w_to_fwd) memcpy(handle(L->w_fwd), w, L->w_size * sizeof(float));
+	if (!L->w_to_bwd) memcpy(handle(L->w_bwd), w, L->w_size * sizeof(float));
+	return dnnl_stream_wait(nt->stream) != dnnl_success;
+}
+
+int net_layers(net *nt) { return nt->nl; }
+
+static int exec(net *nt, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *a) {
+	return dnnl_primitive_execute(p, nt->stream, nargs, a) != dnnl_success;
+}
+
+int net_energy_grad(net *nt, const float *x, float *energy, float *dx) {
+	int n = nt->n, d = nt->latent;
+	const dnnl_memory_desc_t *xmd;
+	dnnl_memory_get_memory_desc(nt->x_user, &xmd);
+	memcpy(handle(nt->x_user), x, dnnl_memory_desc_get_size(xmd));
+	if (run_reorder(nt, nt->x_reorder, nt->x_user, nt->x_prim)) return 1;
+	for (int i = 0; i < nt->nl; i++) {
+		layer *L = &nt->l[i];
+		dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, L->src}, {DNNL_ARG_WEIGHTS, L->w_fwd}, {DNNL_ARG_BIAS, L->bias}, {DNNL_ARG_DST, L->pre}};
+		if (exec(nt, L->fwd, 4, a)) return 1;
+		if (L->act) {
+			dnnl_exec_arg_t e[2] = {{DNNL_ARG_SRC, L->pre}, {DNNL_ARG_DST, L->post}};
+			if (exec(nt, L->act, 2, e)) return 1;
+		}
+	}
+	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+	// The head: t1 = out[:, :D], s = out[:, D:]; with u = 1 + 2s²,
+	// E = Σ ½·log u − t1²/(2u), ∂E/∂t1 = −t1/u, ∂E/∂s = 2s/u + 2s·t1²/u².
+	layer *H = &nt->l[nt->nl - 1];
+	const float *o = handle(H->pre);
+	float *g = handle(H->d_pre);
+	for (int b = 0; b < n; b++) {
+		double e = 0;
+		for (int j = 0; j < d; j++) {
+			double t1 = o[b * 2 * d + j], s = o[b * 2 * d + d + j], u = 1 + 2 * s * s;
+			e += 0.5 * log(u) - t1 * t1 / (2 * u);
+			g[b * 2 * d + j] = (float)(-t1 / u);
+			g[b * 2 * d + d + j] = (float)(2 * s / u + 2 * s * t1 * t1 / (u * u));
+		}
+		energy[b] = (float)e;
+	}
+	for (int i = nt->nl - 1; i >= 0; i--) {
+		layer *L = &nt->l[i];
+		if (L->act_bwd) {
+			dnnl_exec_arg_t e[3] = {{DNNL_ARG_SRC, L->pre}, {DNNL_ARG_DIFF_DST, L->d_post}, {DNNL_ARG_DIFF_SRC, L->d_pre}};
+			if (exec(nt, L->act_bwd, 3, e)) return 1;
+		}
+		dnnl_memory_t d_src = i > 0 ? nt->l[i - 1].d_post : L->d_src;
+		dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_WEIGHTS, L->w_bwd}, {DNNL_ARG_DIFF_SRC, d_src}};
+		if (exec(nt, L->bwd, 3, a)) return 1;
+	}
+	if (run_reorder(nt, nt->dx_reorder, nt->l[0].d_src, nt->dx_user)) return 1;
+	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+	dnnl_memory_t out = nt->dx_reorder ? nt->dx_user : nt->l[0].d_src;
+	memcpy(dx, handle(out), dnnl_memory_desc_get_size(xmd));
+	return 0;
+}
+
+void net_free(net *nt) {
+	if (!nt) return;
+	for (int i = 0; i < MAXL; i++) {
+		layer *L = &nt->l[i];
+		dnnl_primitive_t ps[] = {L->fwd, L->bwd, L->act, L->act_bwd, L->w_to_fwd, L->w_to_bwd};
+		for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++) if (ps[j]) dnnl_primitive_destroy(ps[j]);
+		dnnl_memory_t ms[] = {L->w_fwd, L->w_bwd, L->bias, L->w_user, L->pre, L->post, L->d_post, L->d_pre, L->d_src};
+		for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) if (ms[j]) dnnl_memory_destroy(ms[j]);
+	}
+	if (nt->x_reorder) dnnl_primitive_destroy(nt->x_reorder);
+	if (nt->dx_reorder) dnnl_primitive_destroy(nt->dx_reorder);
+	if (nt->x_prim && nt->x_prim != nt->x_user) dnnl_memory_destroy(nt->x_prim);
+	if (nt->x_user) dnnl_memory_destroy(nt->x_user);
+	if (nt->dx_user) dnnl_memory_destroy(nt->dx_user);
+	for (int i = 0; i < nt->npd; i++) dnnl_primitive_desc_destroy(nt->pds[i]);
+	if (nt->stream) dnnl_stream_destroy(nt->stream);
+	if (nt->engine) dnnl_engine_destroy(nt->engine);
+	free(nt);
+}

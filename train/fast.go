@@ -1,0 +1,70 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cebm/cebm/train/dnnl"
+)
+
+// fastLangevin runs the Langevin steps' ∂E/∂x on oneDNN (train/dnnl), one
+// network per batch size, its parameters refreshed once per update.
+// TestDNNLLangevinParity holds it to the ONNX Runtime engine.
+type fastLangevin struct {
+	arch Arch
+	nets map[int]*dnnl.Net
+	step map[int]int // the update whose parameters each network holds
+}
+
+func newFastLangevin(m Model) (*fastLangevin, error) {
+	a := m.Arch
+	switch {
+	case !dnnl.Available:
+		return nil, errors.New("engine onednn: this build has no oneDNN (it needs cgo on linux/amd64 and libdnnl-dev)")
+	case m.Kind != CEBM || len(a.Hidden) != 1 || a.Whiten:
+		return nil, fmt.Errorf("engine onednn: runs CEBMs with one hidden layer and no --whiten; use onnxruntime for %s", m.Kind)
+	}
+	return &fastLangevin{arch: a, nets: map[int]*dnnl.Net{}, step: map[int]int{}}, nil
+}
+
+// gradX is ∂ΣE/∂x at x under params, the parameters of update step.
+func (f *fastLangevin) gradX(params [][]float32, step int, x []float32) ([]float32, error) {
+	a := f.arch
+	n := len(x) / (a.C * a.H * a.W)
+	nn, ok := f.nets[n]
+	if !ok {
+		var err error
+		if nn, err = dnnlNet(a, n); err != nil {
+			return nil, err
+		}
+		f.nets[n] = nn
+		f.step[n] = -1
+	}
+	if f.step[n] != step {
+		if err := nn.SetParams(params); err != nil {
+			return nil, err
+		}
+		f.step[n] = step
+	}
+	_, dx, err := nn.EnergyGrad(x)
+	return dx, err
+}
+
+func (f *fastLangevin) close() {
+	if f == nil {
+		return
+	}
+	for _, nn := range f.nets {
+		nn.Close()
+	}
+}
+
+// dnnlNet builds the oneDNN Langevin network of a CEBM architecture for
+// batches of n.
+func dnnlNet(a Arch, n int) (*dnnl.Net, error) {
+	var convs []dnnl.ConvLayer
+	for _, l := range a.Convs {
+		convs = append(convs, dnnl.ConvLayer{Out: l.Out, Kernel: l.Kernel, Stride: l.Stride, Pad: l.Pad})
+	}
+	return dnnl.NewNet(n, a.C, a.H, a.W, convs, a.Hidden[0], a.LatentDim)
+}
