@@ -107,9 +107,34 @@ func BenchmarkEngine(b *testing.B) {
 			b.ReportMetric(ortLangevin/per, "x_ort")
 		}
 	})
+	var ortParams float64
 	b.Run("params", func(b *testing.B) {
 		for b.Loop() {
 			if _, _, err := e.ParamGrad(params, x, wa, wb); err != nil {
+				b.Fatal(err)
+			}
+		}
+		per := b.Elapsed().Seconds() / float64(b.N)
+		ortParams = per
+		gf := 3 * fwd / per / 1e9
+		b.ReportMetric(1/per, "steps/s")
+		b.ReportMetric(gf, "GFLOP/s")
+		b.ReportMetric(gf/ref, "matmul_ratio")
+	})
+	b.Run("params_dnnl", func(b *testing.B) {
+		if !dnnl.Available {
+			b.Skip("no oneDNN in this build")
+		}
+		nn, err := dnnlNet(m.Arch, batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nn.Close()
+		if err := nn.SetParams(params); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, _, err := nn.ParamGrad(x, wa, wb); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -118,6 +143,9 @@ func BenchmarkEngine(b *testing.B) {
 		b.ReportMetric(1/per, "steps/s")
 		b.ReportMetric(gf, "GFLOP/s")
 		b.ReportMetric(gf/ref, "matmul_ratio")
+		if ortParams > 0 {
+			b.ReportMetric(ortParams/per, "x_ort")
+		}
 	})
 	b.Logf("reference: ORT MatMul 1024³ %.0f GFLOP/s", ref)
 }

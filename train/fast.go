@@ -7,9 +7,11 @@ import (
 	"github.com/cebm/cebm/train/dnnl"
 )
 
-// fastLangevin runs the Langevin steps' ∂E/∂x on oneDNN (train/dnnl), one
-// network per batch size, its parameters refreshed once per update.
-// TestDNNLLangevinParity holds it to the ONNX Runtime engine.
+// fastLangevin runs contrastive divergence's steps on oneDNN (train/dnnl):
+// the Langevin steps' ∂E/∂x and the parameter step's weighted gradient,
+// one network per batch size, its parameters refreshed once per update.
+// TestDNNLLangevinParity and TestDNNLParamGradParity hold it to the ONNX
+// Runtime engine.
 type fastLangevin struct {
 	arch Arch
 	nets map[int]*dnnl.Net
@@ -29,6 +31,25 @@ func newFastLangevin(m Model) (*fastLangevin, error) {
 
 // gradX is ∂ΣE/∂x at x under params, the parameters of update step.
 func (f *fastLangevin) gradX(params [][]float32, step int, x []float32) ([]float32, error) {
+	nn, err := f.net(params, step, x)
+	if err != nil {
+		return nil, err
+	}
+	_, dx, err := nn.EnergyGrad(x)
+	return dx, err
+}
+
+// paramGrad is E(x) and Σ (a_i + b_i·E_i)·∂E_i/∂θ (Engine.ParamGrad).
+func (f *fastLangevin) paramGrad(params [][]float32, step int, x, a, b []float32) ([]float32, [][]float32, error) {
+	nn, err := f.net(params, step, x)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nn.ParamGrad(x, a, b)
+}
+
+// net is the network for x's batch size, holding params.
+func (f *fastLangevin) net(params [][]float32, step int, x []float32) (*dnnl.Net, error) {
 	a := f.arch
 	n := len(x) / (a.C * a.H * a.W)
 	nn, ok := f.nets[n]
@@ -46,8 +67,7 @@ func (f *fastLangevin) gradX(params [][]float32, step int, x []float32) ([]float
 		}
 		f.step[n] = step
 	}
-	_, dx, err := nn.EnergyGrad(x)
-	return dx, err
+	return nn, nil
 }
 
 func (f *fastLangevin) close() {

@@ -280,7 +280,16 @@ func (t *Trainer) cdStep() (Metrics, error) {
 	}
 
 	// One pass over [x+; x−] gives the energies and the loss gradient.
-	energy, grads, err := t.engine.ParamGrad(t.State.Params, t.xBoth, t.wa, t.wb)
+	var (
+		energy []float32
+		grads  [][]float32
+		err    error
+	)
+	if t.fast != nil {
+		energy, grads, err = t.fast.paramGrad(t.State.Params, t.State.Step, t.xBoth, t.wa, t.wb)
+	} else {
+		energy, grads, err = t.engine.ParamGrad(t.State.Params, t.xBoth, t.wa, t.wb)
+	}
 	if err != nil {
 		return Metrics{}, err
 	}

@@ -124,6 +124,11 @@ type Net struct {
 	n, per int
 	energy []float32
 	dx     []float32
+	// ∂W, ∂b per layer: C buffers net_param_grad writes, and Go copies.
+	cgrads  []unsafe.Pointer // [dw0, db0, dw1, db1, …]
+	cptrs   unsafe.Pointer   // two C arrays of float*: dw pointers, then db pointers
+	grads   [][]float32
+	weights []float32 // the per-image loss weights, C memory
 }
 
 // ConvLayer is one convolution of a Net.
@@ -142,8 +147,44 @@ func NewNet(n, c, h, w int, convs []ConvLayer, hidden, latent int) (*Net, error)
 		return nil, errors.New(C.GoString(msg))
 	}
 	nn := &Net{nt: nt, n: n, per: c * h * w, energy: make([]float32, n), dx: make([]float32, n*c*h*w)}
+	layers := int(C.net_layers(nt))
+	ptrs := (*[1 << 20]*C.float)(C.calloc(C.size_t(2*layers), C.size_t(unsafe.Sizeof((*C.float)(nil)))))
+	nn.cptrs = unsafe.Pointer(ptrs)
+	for i := range layers {
+		var ws, bs C.long
+		C.net_layer_sizes(nt, C.int(i), &ws, &bs)
+		for k, size := range []C.long{ws, bs} {
+			buf := C.calloc(C.size_t(size), 4)
+			nn.cgrads = append(nn.cgrads, buf)
+			ptrs[k*layers+i] = (*C.float)(buf)
+			nn.grads = append(nn.grads, make([]float32, size))
+		}
+	}
+	nn.weights = unsafe.Slice((*float32)(C.calloc(C.size_t(2*n), 4)), 2*n)
 	runtime.SetFinalizer(nn, (*Net).Close)
 	return nn, nil
+}
+
+// ParamGrad returns E(x) and Σ_i (a_i + b_i·E_i)·∂E_i/∂θ for every layer's
+// weight and bias, in the trainer's order and plain layouts (the results
+// are reused by the next call).
+func (nn *Net) ParamGrad(x, a, b []float32) (energy []float32, grads [][]float32, err error) {
+	if len(x) != nn.n*nn.per || len(a) != nn.n || len(b) != nn.n {
+		return nil, nil, fmt.Errorf("dnnl: %d values, %d and %d weights for a batch of %d images of %d", len(x), len(a), len(b), nn.n, nn.per)
+	}
+	copy(nn.weights, a)
+	copy(nn.weights[nn.n:], b)
+	layers := len(nn.grads) / 2
+	ptrs := (*[1 << 20]*C.float)(nn.cptrs)
+	if C.net_param_grad(nn.nt, (*C.float)(&x[0]), (*C.float)(&nn.weights[0]), (*C.float)(&nn.weights[nn.n]),
+		(*C.float)(&nn.energy[0]), &ptrs[0], &ptrs[layers]) != 0 {
+		return nil, nil, errors.New("dnnl: run failed")
+	}
+	for i := range layers {
+		copy(nn.grads[2*i], unsafe.Slice((*float32)(unsafe.Pointer(ptrs[i])), len(nn.grads[2*i])))
+		copy(nn.grads[2*i+1], unsafe.Slice((*float32)(unsafe.Pointer(ptrs[layers+i])), len(nn.grads[2*i+1])))
+	}
+	return nn.energy, nn.grads, nil
 }
 
 // SetParams takes the network's parameters in the trainer's order (weight,
@@ -175,8 +216,14 @@ func (nn *Net) EnergyGrad(x []float32) (energy, dx []float32, err error) {
 
 // Close frees the network.
 func (nn *Net) Close() {
-	if nn.nt != nil {
-		C.net_free(nn.nt)
-		nn.nt = nil
+	if nn.nt == nil {
+		return
 	}
+	C.net_free(nn.nt)
+	nn.nt = nil
+	for _, b := range nn.cgrads {
+		C.free(b)
+	}
+	C.free(nn.cptrs)
+	C.free(unsafe.Pointer(&nn.weights[0]))
 }

@@ -69,3 +69,8 @@ func (nn *Net) EnergyGrad([]float32) ([]float32, []float32, error) {
 
 // Close does nothing.
 func (nn *Net) Close() {}
+
+// ParamGrad fails.
+func (nn *Net) ParamGrad(x, a, b []float32) ([]float32, [][]float32, error) {
+	return nil, nil, errors.New("dnnl: unavailable")
+}

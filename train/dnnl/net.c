@@ -17,7 +17,10 @@ typedef struct {
 	dnnl_primitive_t w_to_fwd, w_to_bwd; // NULL when layouts agree
 	dnnl_memory_t src;                  // the layer's input (previous layer's Swish output)
 	dnnl_memory_t pre, post;            // pre-activation, post-activation
-	dnnl_memory_t d_post, d_pre, d_src; // gradients (d_src aliases the previous layer's d_post)
+	dnnl_memory_t d_post, d_pre, d_src; // gradients (d_src: the first layer's ∂x only)
+	dnnl_primitive_t bww;               // backward weights
+	dnnl_memory_t dw, dw_user, db;      // ∂W in the primitive's layout and plain, ∂b
+	dnnl_primitive_t dw_to_user;        // NULL when layouts agree
 	size_t w_size, b_size;
 } layer;
 
@@ -29,7 +32,8 @@ struct net {
 	dnnl_memory_t x_user, x_prim, dx_user, dx_prim;
 	dnnl_primitive_t x_reorder, dx_reorder;
 	float *head_out, *head_grad; // [n, 2·latent] plain
-	dnnl_primitive_desc_t pds[4 * MAXL + 4];
+	dnnl_primitive_desc_t pds[6 * MAXL];
+	dnnl_primitive_desc_t first_fwd, first_bwd; // the first layer's: the input's layouts
 	int npd;
 };
 
@@ -96,6 +100,13 @@ net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int hidden,
 			// reference implementation for a one-channel input.
 			CHECK(dnnl_convolution_backward_data_desc_init(&bd2, dnnl_convolution_direct, i == 0 ? &any_md : qmd(fpd, dnnl_query_src_md), &wmd, qmd(fpd, dnnl_query_dst_md), st, pl, pl), "conv bwd desc");
 			CHECK(dnnl_primitive_desc_create(&bpd, &bd2, NULL, nt->engine, fpd), "conv bwd pd");
+			dnnl_convolution_desc_t wd2;
+			dnnl_primitive_desc_t wpd;
+			CHECK(dnnl_convolution_backward_weights_desc_init(&wd2, dnnl_convolution_direct, qmd(fpd, dnnl_query_src_md), &wmd, &bmd, qmd(fpd, dnnl_query_dst_md), st, pl, pl), "conv bwd weights desc");
+			CHECK(dnnl_primitive_desc_create(&wpd, &wd2, NULL, nt->engine, fpd), "conv bwd weights pd");
+			nt->pds[nt->npd++] = wpd;
+			CHECK(dnnl_primitive_create(&L->bww, wpd), "primitive");
+			CHECK(mem(nt, &L->dw, qmd(wpd, dnnl_query_diff_weights_md)), "memory");
 			L->is_conv = 1;
 			L->w_size = (size_t)out * ch * k * k;
 			ch = out; hh = oh; ww = ow;
@@ -120,10 +131,21 @@ net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int hidden,
 			CHECK(dnnl_primitive_desc_create(&fpd, &d, NULL, nt->engine, NULL), "ip pd");
 			CHECK(dnnl_inner_product_backward_data_desc_init(&bd2, qmd(fpd, dnnl_query_src_md), &wmd, qmd(fpd, dnnl_query_dst_md)), "ip bwd desc");
 			CHECK(dnnl_primitive_desc_create(&bpd, &bd2, NULL, nt->engine, fpd), "ip bwd pd");
+			dnnl_inner_product_desc_t wd2;
+			dnnl_primitive_desc_t wpd;
+			CHECK(dnnl_inner_product_backward_weights_desc_init(&wd2, qmd(fpd, dnnl_query_src_md), &wmd, &bmd, qmd(fpd, dnnl_query_dst_md)), "ip bwd weights desc");
+			CHECK(dnnl_primitive_desc_create(&wpd, &wd2, NULL, nt->engine, fpd), "ip bwd weights pd");
+			nt->pds[nt->npd++] = wpd;
+			CHECK(dnnl_primitive_create(&L->bww, wpd), "primitive");
+			CHECK(mem(nt, &L->dw, qmd(wpd, dnnl_query_diff_weights_md)), "memory");
 			ch = out; hh = 1; ww = 1;
 		}
 		nt->pds[nt->npd++] = fpd;
 		nt->pds[nt->npd++] = bpd;
+		if (i == 0) {
+			nt->first_fwd = fpd;
+			nt->first_bwd = bpd;
+		}
 		L->b_size = out;
 		CHECK(dnnl_primitive_create(&L->fwd, fpd), "primitive");
 		CHECK(dnnl_primitive_create(&L->bwd, bpd), "primitive");
@@ -134,8 +156,15 @@ net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int hidden,
 		CHECK(mem(nt, &L->w_user, &wuser), "memory");
 		CHECK(mem(nt, &L->w_fwd, wf), "memory");
 		CHECK(mem(nt, &L->w_bwd, wb), "memory");
-		CHECK(reorder_pd(nt, &L->w_to_fwd, &wuser, wf), "reorder");
-		CHECK(reorder_pd(nt, &L->w_to_bwd, &wuser, wb), "reorder");
+		CHECK(reorder_pd(nt, &L->w_to_fwd, &wuser, wf), "forward weight reorder");
+		CHECK(reorder_pd(nt, &L->w_to_bwd, &wuser, wb), "backward weight reorder");
+		CHECK(mem(nt, &L->dw_user, &wuser), "memory");
+		CHECK(mem(nt, &L->db, &bmd), "memory");
+		{
+			const dnnl_memory_desc_t *dwmd;
+			dnnl_memory_get_memory_desc(L->dw, &dwmd);
+			CHECK(reorder_pd(nt, &L->dw_to_user, dwmd, &wuser), "weight-gradient reorder");
+		}
 		CHECK(mem(nt, &L->bias, &bmd), "memory");
 		CHECK(mem(nt, &L->pre, qmd(fpd, dnnl_query_dst_md)), "memory");
 		CHECK(mem(nt, &L->d_pre, qmd(bpd, dnnl_query_diff_dst_md)), "memory");
@@ -168,8 +197,8 @@ net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int hidden,
 	CHECK(dnnl_memory_desc_init_by_tag(&xuser, 4, xd, dnnl_f32, dnnl_nchw), "md");
 	CHECK(mem(nt, &nt->x_user, &xuser), "memory");
 	CHECK(mem(nt, &nt->dx_user, &xuser), "memory");
-	CHECK(reorder_pd(nt, &nt->x_reorder, &xuser, qmd(nt->pds[0], dnnl_query_src_md)), "reorder");
-	CHECK(reorder_pd(nt, &nt->dx_reorder, qmd(nt->pds[1], dnnl_query_diff_src_md), &xuser), "reorder");
+	CHECK(reorder_pd(nt, &nt->x_reorder, &xuser, qmd(nt->first_fwd, dnnl_query_src_md)), "input reorder");
+	CHECK(reorder_pd(nt, &nt->dx_reorder, qmd(nt->first_bwd, dnnl_query_diff_src_md), &xuser), "input-gradient reorder");
 	if (!nt->x_reorder) { dnnl_memory_destroy(nt->x_prim); nt->x_prim = nt->x_user; nt->l[0].src = nt->x_user; }
 	nt->dx_prim = nt->l[0].d_src;
 	return nt;
@@ -201,8 +230,40 @@ static int exec(net *nt, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *a) {
 	return dnnl_primitive_execute(p, nt->stream, nargs, a) != dnnl_success;
 }
 
+static int forward(net *nt, const float *x);
+static void head(net *nt, float *energy, const float *wa, const float *wb);
+
+int net_layer_sizes(net *nt, int i, long *w, long *b) {
+	if (i < 0 || i >= nt->nl) return 1;
+	*w = (long)nt->l[i].w_size;
+	*b = (long)nt->l[i].b_size;
+	return 0;
+}
+
 int net_energy_grad(net *nt, const float *x, float *energy, float *dx) {
-	int n = nt->n, d = nt->latent;
+	if (forward(nt, x)) return 1;
+	head(nt, energy, NULL, NULL);
+	for (int i = nt->nl - 1; i >= 0; i--) {
+		layer *L = &nt->l[i];
+		if (L->act_bwd) {
+			dnnl_exec_arg_t e[3] = {{DNNL_ARG_SRC, L->pre}, {DNNL_ARG_DIFF_DST, L->d_post}, {DNNL_ARG_DIFF_SRC, L->d_pre}};
+			if (exec(nt, L->act_bwd, 3, e)) return 1;
+		}
+		dnnl_memory_t d_src = i > 0 ? nt->l[i - 1].d_post : L->d_src;
+		dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_WEIGHTS, L->w_bwd}, {DNNL_ARG_DIFF_SRC, d_src}};
+		if (exec(nt, L->bwd, 3, a)) return 1;
+	}
+	if (run_reorder(nt, nt->dx_reorder, nt->l[0].d_src, nt->dx_user)) return 1;
+	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+	const dnnl_memory_desc_t *xmd;
+	dnnl_memory_get_memory_desc(nt->x_user, &xmd);
+	memcpy(dx, handle(nt->dx_reorder ? nt->dx_user : nt->l[0].d_src), dnnl_memory_desc_get_size(xmd));
+	return 0;
+}
+
+// forward runs the layers on x and leaves the head's output in
+// nt->l[last].pre.
+static int forward(net *nt, const float *x) {
 	const dnnl_memory_desc_t *xmd;
 	dnnl_memory_get_memory_desc(nt->x_user, &xmd);
 	memcpy(handle(nt->x_user), x, dnnl_memory_desc_get_size(xmd));
@@ -216,9 +277,13 @@ int net_energy_grad(net *nt, const float *x, float *energy, float *dx) {
 			if (exec(nt, L->act, 2, e)) return 1;
 		}
 	}
-	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
-	// The head: t1 = out[:, :D], s = out[:, D:]; with u = 1 + 2s²,
-	// E = Σ ½·log u − t1²/(2u), ∂E/∂t1 = −t1/u, ∂E/∂s = 2s/u + 2s·t1²/u².
+	return dnnl_stream_wait(nt->stream) != dnnl_success;
+}
+
+// head computes each image's energy and, scaled by w[b] (1 when w is
+// NULL), its gradient with respect to the head's output.
+static void head(net *nt, float *energy, const float *wa, const float *wb) {
+	int n = nt->n, d = nt->latent;
 	layer *H = &nt->l[nt->nl - 1];
 	const float *o = handle(H->pre);
 	float *g = handle(H->d_pre);
@@ -227,25 +292,40 @@ int net_energy_grad(net *nt, const float *x, float *energy, float *dx) {
 		for (int j = 0; j < d; j++) {
 			double t1 = o[b * 2 * d + j], s = o[b * 2 * d + d + j], u = 1 + 2 * s * s;
 			e += 0.5 * log(u) - t1 * t1 / (2 * u);
-			g[b * 2 * d + j] = (float)(-t1 / u);
-			g[b * 2 * d + d + j] = (float)(2 * s / u + 2 * s * t1 * t1 / (u * u));
 		}
 		energy[b] = (float)e;
+		double w = wa ? wa[b] + wb[b] * (double)energy[b] : 1;
+		for (int j = 0; j < d; j++) {
+			double t1 = o[b * 2 * d + j], s = o[b * 2 * d + d + j], u = 1 + 2 * s * s;
+			g[b * 2 * d + j] = (float)(w * (-t1 / u));
+			g[b * 2 * d + d + j] = (float)(w * (2 * s / u + 2 * s * t1 * t1 / (u * u)));
+		}
 	}
+}
+
+int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, float *energy, float **dw, float **db) {
+	if (forward(nt, x)) return 1;
+	head(nt, energy, wa, wb);
 	for (int i = nt->nl - 1; i >= 0; i--) {
 		layer *L = &nt->l[i];
 		if (L->act_bwd) {
 			dnnl_exec_arg_t e[3] = {{DNNL_ARG_SRC, L->pre}, {DNNL_ARG_DIFF_DST, L->d_post}, {DNNL_ARG_DIFF_SRC, L->d_pre}};
 			if (exec(nt, L->act_bwd, 3, e)) return 1;
 		}
-		dnnl_memory_t d_src = i > 0 ? nt->l[i - 1].d_post : L->d_src;
-		dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_WEIGHTS, L->w_bwd}, {DNNL_ARG_DIFF_SRC, d_src}};
-		if (exec(nt, L->bwd, 3, a)) return 1;
+		dnnl_exec_arg_t w[4] = {{DNNL_ARG_SRC, L->src}, {DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_DIFF_WEIGHTS, L->dw}, {DNNL_ARG_DIFF_BIAS, L->db}};
+		if (exec(nt, L->bww, 4, w)) return 1;
+		if (run_reorder(nt, L->dw_to_user, L->dw, L->dw_user)) return 1;
+		if (i > 0) {
+			dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_WEIGHTS, L->w_bwd}, {DNNL_ARG_DIFF_SRC, nt->l[i - 1].d_post}};
+			if (exec(nt, L->bwd, 3, a)) return 1;
+		}
 	}
-	if (run_reorder(nt, nt->dx_reorder, nt->l[0].d_src, nt->dx_user)) return 1;
 	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
-	dnnl_memory_t out = nt->dx_reorder ? nt->dx_user : nt->l[0].d_src;
-	memcpy(dx, handle(out), dnnl_memory_desc_get_size(xmd));
+	for (int i = 0; i < nt->nl; i++) {
+		layer *L = &nt->l[i];
+		memcpy(dw[i], handle(L->dw_to_user ? L->dw_user : L->dw), L->w_size * sizeof(float));
+		memcpy(db[i], handle(L->db), L->b_size * sizeof(float));
+	}
 	return 0;
 }
 
@@ -253,9 +333,9 @@ void net_free(net *nt) {
 	if (!nt) return;
 	for (int i = 0; i < MAXL; i++) {
 		layer *L = &nt->l[i];
-		dnnl_primitive_t ps[] = {L->fwd, L->bwd, L->act, L->act_bwd, L->w_to_fwd, L->w_to_bwd};
+		dnnl_primitive_t ps[] = {L->fwd, L->bwd, L->act, L->act_bwd, L->w_to_fwd, L->w_to_bwd, L->bww, L->dw_to_user};
 		for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++) if (ps[j]) dnnl_primitive_destroy(ps[j]);
-		dnnl_memory_t ms[] = {L->w_fwd, L->w_bwd, L->bias, L->w_user, L->pre, L->post, L->d_post, L->d_pre, L->d_src};
+		dnnl_memory_t ms[] = {L->w_fwd, L->w_bwd, L->bias, L->w_user, L->pre, L->post, L->d_post, L->d_pre, L->d_src, L->dw, L->dw_user, L->db};
 		for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) if (ms[j]) dnnl_memory_destroy(ms[j]);
 	}
 	if (nt->x_reorder) dnnl_primitive_destroy(nt->x_reorder);

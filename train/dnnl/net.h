@@ -16,8 +16,14 @@ net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int hidden,
 int net_set_layer(net *nt, int i, const float *w, const float *b);
 // net_layers is the number of layers (convolutions, hidden, head).
 int net_layers(net *nt);
+// net_layer_sizes gives layer i's weight and bias sizes. 0 on success.
+int net_layer_sizes(net *nt, int i, long *w, long *b);
 // net_energy_grad computes E(x) for each image and ∂(ΣE)/∂x. 0 on success.
 int net_energy_grad(net *nt, const float *x, float *energy, float *dx);
+// net_param_grad computes E(x) for each image and, for every layer,
+// Σ_b (wa[b] + wb[b]·E_b)·∂E_b/∂W and ∂E_b/∂bias into dw[i], db[i] (plain
+// layouts, as net_set_layer takes them). 0 on success.
+int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, float *energy, float **dw, float **db);
 void net_free(net *nt);
 
 #endif
