@@ -176,16 +176,25 @@ func BenchmarkConvLayer(b *testing.B) {
 	b.Logf("reference: ORT MatMul 1024³ %s GFLOP/s", fmt.Sprintf("%.0f", ref))
 }
 
+// dnnlCases are the models train/dnnl runs: CEBM and IGEBM on the MNIST and
+// CIFAR encoders.
+var dnnlCases = []struct {
+	kind Kind
+	arch Arch
+}{{CEBM, MNISTArch()}, {CEBM, CIFARArch()}, {IGEBM, MNISTArch()}, {IGEBM, CIFARArch()}}
+
 // TestDNNLLangevinParity: oneDNN's E(x) and ∂E/∂x of the MNIST and CIFAR
-// CEBMs equal the ONNX Runtime engine's within 1e-4 of their scale.
+// CEBMs and IGEBMs equal the ONNX Runtime engine's within 1e-4 of their
+// scale.
 func TestDNNLLangevinParity(t *testing.T) {
 	if !dnnl.Available {
 		t.Skip("no oneDNN in this build")
 	}
-	for _, a := range []Arch{MNISTArch(), CIFARArch()} {
-		t.Run(a.Name, func(t *testing.T) {
+	for _, c := range dnnlCases {
+		t.Run(string(c.kind)+"/"+c.arch.Name, func(t *testing.T) {
 			const n = 4
-			m, _ := NewModel(CEBM, a, 0)
+			m, _ := NewModel(c.kind, c.arch, 0)
+			a := m.Arch
 			params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
 			for _, p := range params { // larger weights: an energy not dominated by the biases
 				for j := range p {
@@ -277,15 +286,17 @@ func TestOneDNNEngineRun(t *testing.T) {
 
 // TestDNNLParamGradParity: oneDNN's weighted parameter gradient
 // Σ (a_i + b_i·E_i)·∂E_i/∂θ equals the ONNX Runtime engine's, tensor by
-// tensor, within 1e-4 of each tensor's scale (MNIST and CIFAR CEBMs).
+// tensor, within 1e-4 of each tensor's scale (MNIST and CIFAR CEBMs and
+// IGEBMs).
 func TestDNNLParamGradParity(t *testing.T) {
 	if !dnnl.Available {
 		t.Skip("no oneDNN in this build")
 	}
-	for _, a := range []Arch{MNISTArch(), CIFARArch()} {
-		t.Run(a.Name, func(t *testing.T) {
+	for _, c := range dnnlCases {
+		t.Run(string(c.kind)+"/"+c.arch.Name, func(t *testing.T) {
 			const n = 4
-			m, _ := NewModel(CEBM, a, 0)
+			m, _ := NewModel(c.kind, c.arch, 0)
+			a := m.Arch
 			params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
 			for _, p := range params {
 				for j := range p {

@@ -23,8 +23,8 @@ func newFastLangevin(m Model) (*fastLangevin, error) {
 	switch {
 	case !dnnl.Available:
 		return nil, errors.New("engine onednn: this build has no oneDNN (it needs cgo on linux/amd64 and libdnnl-dev)")
-	case m.Kind != CEBM || len(a.Hidden) != 1 || a.Whiten:
-		return nil, fmt.Errorf("engine onednn: runs CEBMs with one hidden layer and no --whiten; use onnxruntime for %s", m.Kind)
+	case m.Kind == GMMCEBM || a.Whiten:
+		return nil, fmt.Errorf("engine onednn: runs CEBMs and IGEBMs without --whiten; use onnxruntime for %s", m.Kind)
 	}
 	return &fastLangevin{arch: a, nets: map[int]*dnnl.Net{}, step: map[int]int{}}, nil
 }
@@ -86,5 +86,9 @@ func dnnlNet(a Arch, n int) (*dnnl.Net, error) {
 	for _, l := range a.Convs {
 		convs = append(convs, dnnl.ConvLayer{Out: l.Out, Kernel: l.Kernel, Stride: l.Stride, Pad: l.Pad})
 	}
-	return dnnl.NewNet(n, a.C, a.H, a.W, convs, a.Hidden[0], a.LatentDim)
+	latent := a.LatentDim
+	if a.EnergyHead {
+		latent = 0 // IGEBM: the head is the energy
+	}
+	return dnnl.NewNet(n, a.C, a.H, a.W, convs, a.Hidden, latent)
 }

@@ -116,9 +116,10 @@ func (c *Conv) Close() {
 	}
 }
 
-// Net is E(x) and ∂E/∂x of a CEBM encoder (convolutions, one hidden dense
-// layer, Swish after each, the head (t1, s), the N(0, I) prior) on oneDNN,
-// for a fixed batch size: the Langevin step.
+// Net is E(x), ∂E/∂x and the weighted ∂E/∂θ of an encoder (convolutions,
+// dense layers, Swish after each, then the head: a CEBM's (t1, s) with the
+// N(0, I) prior, or an IGEBM's scalar energy) on oneDNN, for a fixed batch
+// size: contrastive divergence's Langevin and parameter steps.
 type Net struct {
 	nt     *C.net
 	n, per int
@@ -134,15 +135,23 @@ type Net struct {
 // ConvLayer is one convolution of a Net.
 type ConvLayer struct{ Out, Kernel, Stride, Pad int }
 
-// NewNet builds the network for batches of n images of c×h×w.
-func NewNet(n, c, h, w int, convs []ConvLayer, hidden, latent int) (*Net, error) {
+// NewNet builds the network for batches of n images of c×h×w; latent 0
+// makes an IGEBM (a scalar energy head).
+func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent int) (*Net, error) {
+	if len(convs) == 0 || len(hidden) == 0 {
+		return nil, errors.New("dnnl: a Net needs convolutions and at least one dense layer")
+	}
 	spec := make([]C.int, 0, 4*len(convs))
 	for _, l := range convs {
 		spec = append(spec, C.int(l.Out), C.int(l.Kernel), C.int(l.Stride), C.int(l.Pad))
 	}
+	widths := make([]C.int, len(hidden))
+	for i, h := range hidden {
+		widths[i] = C.int(h)
+	}
 	msg := (*C.char)(C.calloc(256, 1))
 	defer C.free(unsafe.Pointer(msg))
-	nt := C.net_new(C.int(n), C.int(c), C.int(h), C.int(w), C.int(len(convs)), &spec[0], C.int(hidden), C.int(latent), msg)
+	nt := C.net_new(C.int(n), C.int(c), C.int(h), C.int(w), C.int(len(convs)), &spec[0], C.int(len(hidden)), &widths[0], C.int(latent), msg)
 	if nt == nil {
 		return nil, errors.New(C.GoString(msg))
 	}

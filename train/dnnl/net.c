@@ -28,10 +28,10 @@ struct net {
 	dnnl_engine_t engine;
 	dnnl_stream_t stream;
 	int n, latent, nl;
+	int igebm; // the head is one scalar energy (IGEBM), not (t1, s)
 	layer l[MAXL];
 	dnnl_memory_t x_user, x_prim, dx_user, dx_prim;
 	dnnl_primitive_t x_reorder, dx_reorder;
-	float *head_out, *head_grad; // [n, 2·latent] plain
 	dnnl_primitive_desc_t pds[6 * MAXL];
 	dnnl_primitive_desc_t first_fwd, first_bwd; // the first layer's: the input's layouts
 	int npd;
@@ -64,11 +64,12 @@ static int run_reorder(net *nt, dnnl_primitive_t p, dnnl_memory_t from, dnnl_mem
 	return dnnl_primitive_execute(p, nt->stream, 2, a) != dnnl_success;
 }
 
-net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int hidden, int latent, char *err) {
+net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, char *err) {
 	net *nt = calloc(1, sizeof(net));
 	nt->n = n;
 	nt->latent = latent;
-	nt->nl = nconv + 2;
+	nt->igebm = latent == 0;
+	nt->nl = nconv + nhidden + 1;
 	if (nt->nl > MAXL) { snprintf(err, 256, "too many layers"); goto fail; }
 	CHECK(dnnl_engine_create(&nt->engine, dnnl_cpu, 0), "engine");
 	CHECK(dnnl_stream_create(&nt->stream, nt->engine, dnnl_stream_default_flags), "stream");
@@ -111,7 +112,7 @@ net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int hidden,
 			L->w_size = (size_t)out * ch * k * k;
 			ch = out; hh = oh; ww = ow;
 		} else {
-			out = i == nt->nl - 1 ? 2 * latent : hidden;
+			out = i == nt->nl - 1 ? (nt->igebm ? 1 : 2 * latent) : hidden[i - nconv];
 			int in_dims = 2, last = i == nt->nl - 1;
 			dnnl_dims_t bd = {out}, yd = {n, out};
 			if (i == nconv) { // the first dense layer reads the convolutions' 4-D output
@@ -287,6 +288,13 @@ static void head(net *nt, float *energy, const float *wa, const float *wb) {
 	layer *H = &nt->l[nt->nl - 1];
 	const float *o = handle(H->pre);
 	float *g = handle(H->d_pre);
+	if (nt->igebm) { // E is the head's output
+		for (int b = 0; b < n; b++) {
+			energy[b] = o[b];
+			g[b] = wa ? (float)(wa[b] + wb[b] * (double)o[b]) : 1.f;
+		}
+		return;
+	}
 	for (int b = 0; b < n; b++) {
 		double e = 0;
 		for (int j = 0; j < d; j++) {

@@ -1,16 +1,17 @@
-// E(x) and ∂E/∂x of a CEBM encoder on oneDNN: convolutions, then one hidden
-// dense layer, Swish after each, then the head (t1, s) and the energy of a
-// CEBM with the N(0, I) prior. Activations stay in the layouts oneDNN
-// prefers from the first layer to the last.
+// E(x), ∂E/∂x and ∂E/∂θ of an encoder on oneDNN: convolutions, then dense
+// layers, Swish after each, then the head: (t1, s) and the energy of a CEBM
+// with the N(0, I) prior, or (IGEBM) the energy itself. Activations stay in
+// the layouts oneDNN prefers from the first layer to the last.
 #ifndef CEBM_DNNL_NET_H
 #define CEBM_DNNL_NET_H
 
 typedef struct net net;
 
 // net_new builds the network for batch n of c×h×w images; conv holds 4
-// numbers per convolution (out channels, kernel, stride, pad). NULL and a
-// message in err (256 bytes) on failure.
-net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int hidden, int latent, char *err);
+// numbers per convolution (out channels, kernel, stride, pad), hidden the
+// dense layers' widths; latent 0 makes an IGEBM head. NULL and a message in
+// err (256 bytes) on failure.
+net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, char *err);
 // net_set_layer sets layer i's weights and bias, in the trainer's plain
 // layouts: OIHW for convolutions, [out, in] for dense layers. 0 on success.
 int net_set_layer(net *nt, int i, const float *w, const float *b);
