@@ -63,8 +63,8 @@ type Config struct {
 	Threads         int           `json:"threads"`  // ONNX Runtime intra-op threads; 0: all cores
 	// Engine runs contrastive divergence's Langevin and parameter steps:
 	// EngineORT (ONNX Runtime, the reference) or EngineOneDNN (train/dnnl:
-	// 2-3× faster; CEBM and IGEBM without --whiten). Score matching runs
-	// on ONNX Runtime either way.
+	// 2-3× faster; every model kind, without --whiten). Score matching
+	// runs on ONNX Runtime either way.
 	Engine     string `json:"engine,omitempty"`
 	TrainLimit int    `json:"train_limit"`
 }

@@ -176,16 +176,16 @@ func BenchmarkConvLayer(b *testing.B) {
 	b.Logf("reference: ORT MatMul 1024³ %s GFLOP/s", fmt.Sprintf("%.0f", ref))
 }
 
-// dnnlCases are the models train/dnnl runs: CEBM and IGEBM on the MNIST and
-// CIFAR encoders.
+// dnnlCases are the models train/dnnl runs: CEBM, IGEBM and GMM-CEBM on the
+// MNIST and CIFAR encoders.
 var dnnlCases = []struct {
 	kind Kind
 	arch Arch
-}{{CEBM, MNISTArch()}, {CEBM, CIFARArch()}, {IGEBM, MNISTArch()}, {IGEBM, CIFARArch()}}
+}{{CEBM, MNISTArch()}, {CEBM, CIFARArch()}, {IGEBM, MNISTArch()}, {IGEBM, CIFARArch()}, {GMMCEBM, MNISTArch()}, {GMMCEBM, CIFARArch()}}
 
 // TestDNNLLangevinParity: oneDNN's E(x) and ∂E/∂x of the MNIST and CIFAR
-// CEBMs and IGEBMs equal the ONNX Runtime engine's within 1e-4 of their
-// scale.
+// CEBMs, IGEBMs and GMM-CEBMs equal the ONNX Runtime engine's within 1e-4
+// of their scale.
 func TestDNNLLangevinParity(t *testing.T) {
 	if !dnnl.Available {
 		t.Skip("no oneDNN in this build")
@@ -193,10 +193,10 @@ func TestDNNLLangevinParity(t *testing.T) {
 	for _, c := range dnnlCases {
 		t.Run(string(c.kind)+"/"+c.arch.Name, func(t *testing.T) {
 			const n = 4
-			m, _ := NewModel(c.kind, c.arch, 0)
+			m, _ := NewModel(c.kind, c.arch, 10)
 			a := m.Arch
 			params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
-			for _, p := range params { // larger weights: an energy not dominated by the biases
+			for _, p := range params[:len(a.ParamSpecs())] { // larger weights: an energy not dominated by the biases
 				for j := range p {
 					p[j] *= 3
 				}
@@ -211,7 +211,7 @@ func TestDNNLLangevinParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			nn, err := dnnlNet(a, n)
+			nn, err := dnnlNet(m, n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,16 +238,29 @@ func TestDNNLLangevinParity(t *testing.T) {
 	}
 }
 
-// TestOneDNNEngineRun: a CD run whose Langevin steps run on oneDNN follows
-// the ONNX Runtime run's loss curve over 50 updates (same seed): the two
-// differ by float32 rounding only.
+// TestOneDNNEngineRun: a CD run whose Langevin and parameter steps run on
+// oneDNN follows the ONNX Runtime run's loss curve over 50 updates (same
+// seed; CEBM and GMM-CEBM): the two differ by float32 rounding only.
 func TestOneDNNEngineRun(t *testing.T) {
 	if !dnnl.Available {
 		t.Skip("no oneDNN in this build")
 	}
 	data := mnistTrain(t, 512)
+	for _, kind := range []Kind{CEBM, GMMCEBM} {
+		t.Run(string(kind), func(t *testing.T) { oneDNNEngineRun(t, data, kind) })
+	}
+	cfg := smallConfig()
+	cfg.Engine, cfg.Whiten, cfg.WhitenEps = EngineOneDNN, 0.25, 0.05
+	m, _ := ModelFor(cfg)
+	if _, err := NewTrainer(NewState(cfg, m), data); err == nil {
+		t.Error("engine onednn accepted a model with --whiten")
+	}
+}
+
+func oneDNNEngineRun(t *testing.T, data Images, kind Kind) {
 	losses := func(engine string) []float64 {
 		cfg := smallConfig()
+		cfg.Kind = kind
 		cfg.Engine, cfg.Steps, cfg.SGLDSteps, cfg.Gamma, cfg.LR = engine, 50, 5, 0.005, 1e-3
 		m, _ := ModelFor(cfg)
 		tr, err := NewTrainer(NewState(cfg, m), data)
@@ -276,18 +289,12 @@ func TestOneDNNEngineRun(t *testing.T) {
 	if worst > 1e-3*max(scale, 1) {
 		t.Errorf("the loss curves part: max difference %g at scale %g", worst, scale)
 	}
-	cfg := smallConfig()
-	cfg.Engine, cfg.Kind = EngineOneDNN, GMMCEBM
-	m, _ := ModelFor(cfg)
-	if _, err := NewTrainer(NewState(cfg, m), data); err == nil {
-		t.Error("engine onednn accepted a GMM-CEBM")
-	}
 }
 
 // TestDNNLParamGradParity: oneDNN's weighted parameter gradient
 // Σ (a_i + b_i·E_i)·∂E_i/∂θ equals the ONNX Runtime engine's, tensor by
-// tensor, within 1e-4 of each tensor's scale (MNIST and CIFAR CEBMs and
-// IGEBMs).
+// tensor, within 1e-4 of each tensor's scale (MNIST and CIFAR CEBMs,
+// IGEBMs and GMM-CEBMs, the prior's μ and log σ included).
 func TestDNNLParamGradParity(t *testing.T) {
 	if !dnnl.Available {
 		t.Skip("no oneDNN in this build")
@@ -295,10 +302,10 @@ func TestDNNLParamGradParity(t *testing.T) {
 	for _, c := range dnnlCases {
 		t.Run(string(c.kind)+"/"+c.arch.Name, func(t *testing.T) {
 			const n = 4
-			m, _ := NewModel(c.kind, c.arch, 0)
+			m, _ := NewModel(c.kind, c.arch, 10)
 			a := m.Arch
 			params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
-			for _, p := range params {
+			for _, p := range params[:len(a.ParamSpecs())] { // the network's, not the prior's
 				for j := range p {
 					p[j] *= 3
 				}
@@ -314,7 +321,7 @@ func TestDNNLParamGradParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			nn, err := dnnlNet(a, n)
+			nn, err := dnnlNet(m, n)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -85,7 +85,7 @@ func BenchmarkEngine(b *testing.B) {
 		if !dnnl.Available {
 			b.Skip("no oneDNN in this build")
 		}
-		nn, err := dnnlNet(m.Arch, batch)
+		nn, err := dnnlNet(m, batch)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func BenchmarkEngine(b *testing.B) {
 		if !dnnl.Available {
 			b.Skip("no oneDNN in this build")
 		}
-		nn, err := dnnlNet(m.Arch, batch)
+		nn, err := dnnlNet(m, batch)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package train
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/cebm/cebm/train/dnnl"
 )
@@ -13,7 +12,7 @@ import (
 // TestDNNLLangevinParity and TestDNNLParamGradParity hold it to the ONNX
 // Runtime engine.
 type fastLangevin struct {
-	arch Arch
+	model Model
 	nets map[int]*dnnl.Net
 	step map[int]int // the update whose parameters each network holds
 }
@@ -23,10 +22,10 @@ func newFastLangevin(m Model) (*fastLangevin, error) {
 	switch {
 	case !dnnl.Available:
 		return nil, errors.New("engine onednn: this build has no oneDNN (it needs cgo on linux/amd64 and libdnnl-dev)")
-	case m.Kind == GMMCEBM || a.Whiten:
-		return nil, fmt.Errorf("engine onednn: runs CEBMs and IGEBMs without --whiten; use onnxruntime for %s", m.Kind)
+	case a.Whiten:
+		return nil, errors.New("engine onednn: runs models without --whiten; use onnxruntime")
 	}
-	return &fastLangevin{arch: a, nets: map[int]*dnnl.Net{}, step: map[int]int{}}, nil
+	return &fastLangevin{model: m, nets: map[int]*dnnl.Net{}, step: map[int]int{}}, nil
 }
 
 // gradX is ∂ΣE/∂x at x under params, the parameters of update step.
@@ -50,12 +49,12 @@ func (f *fastLangevin) paramGrad(params [][]float32, step int, x, a, b []float32
 
 // net is the network for x's batch size, holding params.
 func (f *fastLangevin) net(params [][]float32, step int, x []float32) (*dnnl.Net, error) {
-	a := f.arch
+	a := f.model.Arch
 	n := len(x) / (a.C * a.H * a.W)
 	nn, ok := f.nets[n]
 	if !ok {
 		var err error
-		if nn, err = dnnlNet(a, n); err != nil {
+		if nn, err = dnnlNet(f.model, n); err != nil {
 			return nil, err
 		}
 		f.nets[n] = nn
@@ -79,9 +78,9 @@ func (f *fastLangevin) close() {
 	}
 }
 
-// dnnlNet builds the oneDNN Langevin network of a CEBM architecture for
-// batches of n.
-func dnnlNet(a Arch, n int) (*dnnl.Net, error) {
+// dnnlNet builds model m on oneDNN for batches of n.
+func dnnlNet(m Model, n int) (*dnnl.Net, error) {
+	a := m.Arch
 	var convs []dnnl.ConvLayer
 	for _, l := range a.Convs {
 		convs = append(convs, dnnl.ConvLayer{Out: l.Out, Kernel: l.Kernel, Stride: l.Stride, Pad: l.Pad})
@@ -90,5 +89,9 @@ func dnnlNet(a Arch, n int) (*dnnl.Net, error) {
 	if a.EnergyHead {
 		latent = 0 // IGEBM: the head is the energy
 	}
-	return dnnl.NewNet(n, a.C, a.H, a.W, convs, a.Hidden, latent)
+	components := 0
+	if m.Kind == GMMCEBM {
+		components = m.Components
+	}
+	return dnnl.NewNet(n, a.C, a.H, a.W, convs, a.Hidden, latent, components)
 }

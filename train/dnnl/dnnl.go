@@ -130,14 +130,18 @@ type Net struct {
 	cptrs   unsafe.Pointer   // two C arrays of float*: dw pointers, then db pointers
 	grads   [][]float32
 	weights []float32 // the per-image loss weights, C memory
+	prior   int       // GMM-CEBM: values of μ (and of log σ), k·latent; 0 otherwise
+	cprior  [2]unsafe.Pointer
 }
 
 // ConvLayer is one convolution of a Net.
 type ConvLayer struct{ Out, Kernel, Stride, Pad int }
 
 // NewNet builds the network for batches of n images of c×h×w; latent 0
-// makes an IGEBM (a scalar energy head).
-func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent int) (*Net, error) {
+// makes an IGEBM (a scalar energy head), components > 0 a GMM-CEBM with
+// that many prior components (its μ and log σ follow the network's
+// parameters in SetParams and ParamGrad, as in the trainer).
+func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent, components int) (*Net, error) {
 	if len(convs) == 0 || len(hidden) == 0 {
 		return nil, errors.New("dnnl: a Net needs convolutions and at least one dense layer")
 	}
@@ -151,7 +155,7 @@ func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent int) (*Net, 
 	}
 	msg := (*C.char)(C.calloc(256, 1))
 	defer C.free(unsafe.Pointer(msg))
-	nt := C.net_new(C.int(n), C.int(c), C.int(h), C.int(w), C.int(len(convs)), &spec[0], C.int(len(hidden)), &widths[0], C.int(latent), msg)
+	nt := C.net_new(C.int(n), C.int(c), C.int(h), C.int(w), C.int(len(convs)), &spec[0], C.int(len(hidden)), &widths[0], C.int(latent), C.int(components), msg)
 	if nt == nil {
 		return nil, errors.New(C.GoString(msg))
 	}
@@ -170,6 +174,13 @@ func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent int) (*Net, 
 		}
 	}
 	nn.weights = unsafe.Slice((*float32)(C.calloc(C.size_t(2*n), 4)), 2*n)
+	if components > 0 {
+		nn.prior = components * latent
+		for i := range nn.cprior {
+			nn.cprior[i] = C.calloc(C.size_t(nn.prior), 4)
+			nn.grads = append(nn.grads, make([]float32, nn.prior))
+		}
+	}
 	runtime.SetFinalizer(nn, (*Net).Close)
 	return nn, nil
 }
@@ -183,15 +194,20 @@ func (nn *Net) ParamGrad(x, a, b []float32) (energy []float32, grads [][]float32
 	}
 	copy(nn.weights, a)
 	copy(nn.weights[nn.n:], b)
-	layers := len(nn.grads) / 2
+	layers := int(C.net_layers(nn.nt))
 	ptrs := (*[1 << 20]*C.float)(nn.cptrs)
 	if C.net_param_grad(nn.nt, (*C.float)(&x[0]), (*C.float)(&nn.weights[0]), (*C.float)(&nn.weights[nn.n]),
-		(*C.float)(&nn.energy[0]), &ptrs[0], &ptrs[layers]) != 0 {
+		(*C.float)(&nn.energy[0]), &ptrs[0], &ptrs[layers], (*C.float)(nn.cprior[0]), (*C.float)(nn.cprior[1])) != 0 {
 		return nil, nil, errors.New("dnnl: run failed")
 	}
 	for i := range layers {
 		copy(nn.grads[2*i], unsafe.Slice((*float32)(unsafe.Pointer(ptrs[i])), len(nn.grads[2*i])))
 		copy(nn.grads[2*i+1], unsafe.Slice((*float32)(unsafe.Pointer(ptrs[layers+i])), len(nn.grads[2*i+1])))
+	}
+	for i, p := range nn.cprior {
+		if p != nil {
+			copy(nn.grads[2*layers+i], unsafe.Slice((*float32)(p), nn.prior))
+		}
 	}
 	return nn.energy, nn.grads, nil
 }
@@ -200,12 +216,25 @@ func (nn *Net) ParamGrad(x, a, b []float32) (energy []float32, grads [][]float32
 // bias per layer) and plain layouts.
 func (nn *Net) SetParams(params [][]float32) error {
 	layers := int(C.net_layers(nn.nt))
-	if len(params) < 2*layers {
-		return fmt.Errorf("dnnl: %d parameter tensors for %d layers", len(params), layers)
+	want := 2 * layers
+	if nn.prior > 0 {
+		want += 2
+	}
+	if len(params) != want {
+		return fmt.Errorf("dnnl: %d parameter tensors, want %d", len(params), want)
 	}
 	for i := range layers {
 		if C.net_set_layer(nn.nt, C.int(i), (*C.float)(&params[2*i][0]), (*C.float)(&params[2*i+1][0])) != 0 {
 			return fmt.Errorf("dnnl: setting layer %d failed", i)
+		}
+	}
+	if nn.prior > 0 {
+		mu, ls := params[2*layers], params[2*layers+1]
+		if len(mu) != nn.prior || len(ls) != nn.prior {
+			return fmt.Errorf("dnnl: prior of %d and %d values, want %d", len(mu), len(ls), nn.prior)
+		}
+		if C.net_set_prior(nn.nt, (*C.float)(&mu[0]), (*C.float)(&ls[0])) != 0 {
+			return errors.New("dnnl: setting the prior failed")
 		}
 	}
 	return nil
@@ -235,4 +264,7 @@ func (nn *Net) Close() {
 	}
 	C.free(nn.cptrs)
 	C.free(unsafe.Pointer(&nn.weights[0]))
+	for _, p := range nn.cprior {
+		C.free(p) // free(NULL) does nothing
+	}
 }

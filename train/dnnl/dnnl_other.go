@@ -55,7 +55,7 @@ type Net struct{}
 type ConvLayer struct{ Out, Kernel, Stride, Pad int }
 
 // NewNet reports that oneDNN is unavailable.
-func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent int) (*Net, error) {
+func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent, components int) (*Net, error) {
 	return nil, errors.New("dnnl: this build has no oneDNN (cgo on linux/amd64)")
 }
 

@@ -29,6 +29,10 @@ struct net {
 	dnnl_stream_t stream;
 	int n, latent, nl;
 	int igebm; // the head is one scalar energy (IGEBM), not (t1, s)
+	int k;     // GMM-CEBM: mixture components (0: the CEBM's N(0, I) prior)
+	double *lam1, *lam2, *prec, *mu; // GMM-CEBM prior, [k, latent]
+	double *dl1, *dl2;               // ∂ of the weighted energies by λ1, λ2, [k, latent]
+	double *score;                   // [k] scratch
 	layer l[MAXL];
 	dnnl_memory_t x_user, x_prim, dx_user, dx_prim;
 	dnnl_primitive_t x_reorder, dx_reorder;
@@ -64,8 +68,16 @@ static int run_reorder(net *nt, dnnl_primitive_t p, dnnl_memory_t from, dnnl_mem
 	return dnnl_primitive_execute(p, nt->stream, 2, a) != dnnl_success;
 }
 
-net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, char *err) {
+net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, int k, char *err) {
 	net *nt = calloc(1, sizeof(net));
+	nt->k = k;
+	if (k > 0) {
+		size_t kd = (size_t)k * latent;
+		nt->lam1 = calloc(kd, sizeof(double)); nt->lam2 = calloc(kd, sizeof(double));
+		nt->prec = calloc(kd, sizeof(double)); nt->mu = calloc(kd, sizeof(double));
+		nt->dl1 = calloc(kd, sizeof(double)); nt->dl2 = calloc(kd, sizeof(double));
+		nt->score = calloc(k, sizeof(double));
+	}
 	nt->n = n;
 	nt->latent = latent;
 	nt->igebm = latent == 0;
@@ -227,6 +239,65 @@ int net_set_layer(net *nt, int i, const float *w, const float *b) {
 
 int net_layers(net *nt) { return nt->nl; }
 
+int net_set_prior(net *nt, const float *mu, const float *log_sigma) {
+	if (nt->k == 0) return 1;
+	for (int i = 0; i < nt->k * nt->latent; i++) {
+		double p = exp(-2 * (double)log_sigma[i]);
+		nt->mu[i] = mu[i];
+		nt->prec[i] = p;
+		nt->lam1[i] = mu[i] * p;
+		nt->lam2[i] = -0.5 * p;
+	}
+	return 0;
+}
+
+// B(η1, η2) = −η1²/(4η2) − ½·log(−2η2) and its partial derivatives.
+static double lognorm(double e1, double e2) { return -e1 * e1 / (4 * e2) - 0.5 * log(-2 * e2); }
+static double dB1(double e1, double e2) { return -e1 / (2 * e2); }
+static double dB2(double e1, double e2) { return e1 * e1 / (4 * e2 * e2) - 1 / (2 * e2); }
+
+// gmm_head is the GMM-CEBM head: E = log K − logsumexp_k score_k with
+// score_k = Σ_d B(λ_k + t) − B(λ_k); ∂E/∂(t1, s) scaled by w per image into
+// g, and the weighted ∂E/∂λ accumulated into nt->dl1, nt->dl2.
+static void gmm_head(net *nt, const float *o, float *g, float *energy, const float *wa, const float *wb) {
+	int n = nt->n, d = nt->latent, k = nt->k;
+	memset(nt->dl1, 0, sizeof(double) * k * d);
+	memset(nt->dl2, 0, sizeof(double) * k * d);
+	for (int b = 0; b < n; b++) {
+		const float *t1 = o + b * 2 * d, *s = t1 + d;
+		double mx = -INFINITY;
+		for (int c = 0; c < k; c++) {
+			double sc = 0;
+			for (int j = 0; j < d; j++) {
+				double l1 = nt->lam1[c * d + j], l2 = nt->lam2[c * d + j];
+				sc += lognorm(l1 + t1[j], l2 - (double)s[j] * s[j]) - lognorm(l1, l2);
+			}
+			nt->score[c] = sc;
+			if (sc > mx) mx = sc;
+		}
+		double z = 0;
+		for (int c = 0; c < k; c++) z += exp(nt->score[c] - mx);
+		double e = log((double)k) - (mx + log(z));
+		energy[b] = (float)e;
+		double w = wa ? wa[b] + wb[b] * (double)energy[b] : 1;
+		for (int j = 0; j < d; j++) {
+			double g1 = 0, g2 = 0;
+			for (int c = 0; c < k; c++) {
+				double p = exp(nt->score[c] - mx) / z;
+				double l1 = nt->lam1[c * d + j], l2 = nt->lam2[c * d + j];
+				double e1 = l1 + t1[j], e2 = l2 - (double)s[j] * s[j];
+				double b1 = dB1(e1, e2), b2 = dB2(e1, e2);
+				g1 += p * b1;
+				g2 += p * b2;
+				nt->dl1[c * d + j] += w * -p * (b1 - dB1(l1, l2));
+				nt->dl2[c * d + j] += w * -p * (b2 - dB2(l1, l2));
+			}
+			g[b * 2 * d + j] = (float)(w * -g1);
+			g[b * 2 * d + d + j] = (float)(w * -g2 * -2 * s[j]);
+		}
+	}
+}
+
 static int exec(net *nt, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *a) {
 	return dnnl_primitive_execute(p, nt->stream, nargs, a) != dnnl_success;
 }
@@ -288,6 +359,10 @@ static void head(net *nt, float *energy, const float *wa, const float *wb) {
 	layer *H = &nt->l[nt->nl - 1];
 	const float *o = handle(H->pre);
 	float *g = handle(H->d_pre);
+	if (nt->k > 0) {
+		gmm_head(nt, o, g, energy, wa, wb);
+		return;
+	}
 	if (nt->igebm) { // E is the head's output
 		for (int b = 0; b < n; b++) {
 			energy[b] = o[b];
@@ -311,7 +386,7 @@ static void head(net *nt, float *energy, const float *wa, const float *wb) {
 	}
 }
 
-int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, float *energy, float **dw, float **db) {
+int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, float *energy, float **dw, float **db, float *dmu, float *dlogsig) {
 	if (forward(nt, x)) return 1;
 	head(nt, energy, wa, wb);
 	for (int i = nt->nl - 1; i >= 0; i--) {
@@ -334,6 +409,12 @@ int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, fl
 		memcpy(dw[i], handle(L->dw_to_user ? L->dw_user : L->dw), L->w_size * sizeof(float));
 		memcpy(db[i], handle(L->db), L->b_size * sizeof(float));
 	}
+	// λ1 = μ/σ², λ2 = −1/(2σ²) with σ = exp(log σ): ∂/∂μ = ∂/∂λ1 · prec,
+	// ∂/∂log σ = ∂/∂λ1 · (−2μ·prec) + ∂/∂λ2 · prec.
+	for (int i = 0; nt->k > 0 && i < nt->k * nt->latent; i++) {
+		dmu[i] = (float)(nt->dl1[i] * nt->prec[i]);
+		dlogsig[i] = (float)(nt->dl1[i] * -2 * nt->mu[i] * nt->prec[i] + nt->dl2[i] * nt->prec[i]);
+	}
 	return 0;
 }
 
@@ -352,6 +433,7 @@ void net_free(net *nt) {
 	if (nt->x_user) dnnl_memory_destroy(nt->x_user);
 	if (nt->dx_user) dnnl_memory_destroy(nt->dx_user);
 	for (int i = 0; i < nt->npd; i++) dnnl_primitive_desc_destroy(nt->pds[i]);
+	free(nt->lam1); free(nt->lam2); free(nt->prec); free(nt->mu); free(nt->dl1); free(nt->dl2); free(nt->score);
 	if (nt->stream) dnnl_stream_destroy(nt->stream);
 	if (nt->engine) dnnl_engine_destroy(nt->engine);
 	free(nt);

@@ -11,7 +11,10 @@ typedef struct net net;
 // numbers per convolution (out channels, kernel, stride, pad), hidden the
 // dense layers' widths; latent 0 makes an IGEBM head. NULL and a message in
 // err (256 bytes) on failure.
-net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, char *err);
+// k > 0 makes a GMM-CEBM head with k components (net_set_prior).
+net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, int k, char *err);
+// net_set_prior sets a GMM-CEBM's prior: μ and log σ, [k, latent]. 0 on success.
+int net_set_prior(net *nt, const float *mu, const float *log_sigma);
 // net_set_layer sets layer i's weights and bias, in the trainer's plain
 // layouts: OIHW for convolutions, [out, in] for dense layers. 0 on success.
 int net_set_layer(net *nt, int i, const float *w, const float *b);
@@ -24,7 +27,9 @@ int net_energy_grad(net *nt, const float *x, float *energy, float *dx);
 // net_param_grad computes E(x) for each image and, for every layer,
 // Σ_b (wa[b] + wb[b]·E_b)·∂E_b/∂W and ∂E_b/∂bias into dw[i], db[i] (plain
 // layouts, as net_set_layer takes them). 0 on success.
-int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, float *energy, float **dw, float **db);
+// For a GMM-CEBM dmu and dlogsig ([k, latent]) receive the prior's; else
+// they are not touched (may be NULL).
+int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, float *energy, float **dw, float **db, float *dmu, float *dlogsig);
 void net_free(net *nt);
 
 #endif
