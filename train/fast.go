@@ -13,8 +13,8 @@ import (
 // Runtime engine.
 type fastLangevin struct {
 	model Model
-	nets map[int]*dnnl.Net
-	step map[int]int // the update whose parameters each network holds
+	nets  map[int]*dnnl.Net
+	step  map[int]int // the update whose parameters each network holds
 }
 
 func newFastLangevin(m Model) (*fastLangevin, error) {
