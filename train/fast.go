@@ -21,7 +21,7 @@ func newFastLangevin(m Model) (*fastLangevin, error) {
 	a := m.Arch
 	switch {
 	case !dnnl.Available:
-		return nil, errors.New("engine onednn: this build has no oneDNN (it needs cgo on linux/amd64 and libdnnl-dev)")
+		return nil, errors.New("engine onednn: this build has no oneDNN: build with -tags dnnl and Debian's libdnnl-dev (make does when scripts/setup.sh could install it)")
 	case a.Whiten:
 		return nil, errors.New("engine onednn: runs models without --whiten; use onnxruntime")
 	}

@@ -1,3 +1,5 @@
+//go:build cgo && linux && amd64 && dnnl
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

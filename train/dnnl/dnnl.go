@@ -1,10 +1,11 @@
-//go:build cgo && linux && amd64
+//go:build cgo && linux && amd64 && dnnl
 
-// Package dnnl runs single convolution steps on oneDNN (Debian's
-// libdnnl-dev, which scripts/setup.sh installs) for the training engine's
-// measured decision (docs/benchmarks.md): forward, backward data and
-// backward weights of one layer, each against the ONNX Runtime graphs the
-// trainer builds today.
+// Package dnnl is the training engine's fast path on oneDNN (Debian's
+// libdnnl-dev, which scripts/setup.sh installs; built with -tags dnnl,
+// which make adds when the library is there): single convolution steps for
+// the measured decision (docs/benchmarks.md), and Net, a whole encoder's
+// Langevin and parameter steps, each held to the ONNX Runtime graphs the
+// trainer builds.
 package dnnl
 
 /*

@@ -1,6 +1,8 @@
-//go:build !(cgo && linux && amd64)
+//go:build !(cgo && linux && amd64 && dnnl)
 
-// Package dnnl: this build has no oneDNN (it needs cgo on linux/amd64).
+// Package dnnl: this build has no oneDNN (it needs cgo on linux/amd64,
+// Debian's libdnnl-dev and -tags dnnl, which make adds when the library is
+// installed).
 package dnnl
 
 import "errors"
@@ -33,7 +35,7 @@ type Conv struct{}
 
 // New reports that oneDNN is unavailable.
 func New(Op, Shape) (*Conv, error) {
-	return nil, errors.New("dnnl: this build has no oneDNN (cgo on linux/amd64)")
+	return nil, errors.New("dnnl: this build has no oneDNN: build with -tags dnnl and libdnnl-dev (make does when scripts/setup.sh could install it)")
 }
 
 // In is nil.
@@ -56,7 +58,7 @@ type ConvLayer struct{ Out, Kernel, Stride, Pad int }
 
 // NewNet reports that oneDNN is unavailable.
 func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent, components int) (*Net, error) {
-	return nil, errors.New("dnnl: this build has no oneDNN (cgo on linux/amd64)")
+	return nil, errors.New("dnnl: this build has no oneDNN: build with -tags dnnl and libdnnl-dev (make does when scripts/setup.sh could install it)")
 }
 
 // SetParams fails.

@@ -1,3 +1,5 @@
+//go:build cgo && linux && amd64 && dnnl
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
