@@ -183,6 +183,48 @@ var dnnlCases = []struct {
 	arch Arch
 }{{CEBM, MNISTArch()}, {CEBM, CIFARArch()}, {IGEBM, MNISTArch()}, {IGEBM, CIFARArch()}, {GMMCEBM, MNISTArch()}, {GMMCEBM, CIFARArch()}}
 
+// dnnlFixtureN is the batch of the parity tests.
+const dnnlFixtureN = 4
+
+// dnnlFixture is one model with the same parameters on the ONNX Runtime
+// engine and on oneDNN, and a batch to run.
+type dnnlFixture struct {
+	m      Model
+	params [][]float32
+	x      []float32
+	e      *Engine
+	nn     *dnnl.Net
+}
+
+// newDNNLFixture builds kind on arch; the network's weights are scaled ×3
+// from their initial values (not the prior's), so the energy is not
+// dominated by the biases.
+func newDNNLFixture(t *testing.T, kind Kind, arch Arch) dnnlFixture {
+	t.Helper()
+	m, _ := NewModel(kind, arch, 10)
+	a := m.Arch
+	params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
+	for _, p := range params[:len(a.ParamSpecs())] {
+		for j := range p {
+			p[j] *= 3
+		}
+	}
+	e, err := NewEngine(m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	nn, err := dnnlNet(m, dnnlFixtureN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nn.Close)
+	if err := nn.SetParams(params); err != nil {
+		t.Fatal(err)
+	}
+	return dnnlFixture{m: m, params: params, x: randVec(dnnlFixtureN*a.C*a.H*a.W, 5), e: e, nn: nn}
+}
+
 // TestDNNLLangevinParity: oneDNN's E(x) and ∂E/∂x of the MNIST and CIFAR
 // CEBMs, IGEBMs and GMM-CEBMs equal the ONNX Runtime engine's within 1e-4
 // of their scale.
@@ -192,33 +234,13 @@ func TestDNNLLangevinParity(t *testing.T) {
 	}
 	for _, c := range dnnlCases {
 		t.Run(string(c.kind)+"/"+c.arch.Name, func(t *testing.T) {
-			const n = 4
-			m, _ := NewModel(c.kind, c.arch, 10)
-			a := m.Arch
-			params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
-			for _, p := range params[:len(a.ParamSpecs())] { // larger weights: an energy not dominated by the biases
-				for j := range p {
-					p[j] *= 3
-				}
-			}
-			x := randVec(n*a.C*a.H*a.W, 5)
-			e, err := NewEngine(m, 1)
+			f := newDNNLFixture(t, c.kind, c.arch)
+			wantE, wantDx, err := f.e.EnergyGrad(f.params, f.x)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer e.Close()
-			wantE, wantDx, err := e.EnergyGrad(params, x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nn, err := dnnlNet(m, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nn.Close()
-			if err := nn.SetParams(params); err != nil {
-				t.Fatal(err)
-			}
+			nn := f.nn
+			x := f.x
 			gotE, gotDx, err := nn.EnergyGrad(x)
 			if err != nil {
 				t.Fatal(err)
@@ -301,34 +323,13 @@ func TestDNNLParamGradParity(t *testing.T) {
 	}
 	for _, c := range dnnlCases {
 		t.Run(string(c.kind)+"/"+c.arch.Name, func(t *testing.T) {
-			const n = 4
-			m, _ := NewModel(c.kind, c.arch, 10)
-			a := m.Arch
-			params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
-			for _, p := range params[:len(a.ParamSpecs())] { // the network's, not the prior's
-				for j := range p {
-					p[j] *= 3
-				}
-			}
-			x := randVec(n*a.C*a.H*a.W, 5)
-			wa, wb := randVec(n, 6), randVec(n, 7)
-			e, err := NewEngine(m, 1)
+			f := newDNNLFixture(t, c.kind, c.arch)
+			wa, wb := randVec(dnnlFixtureN, 6), randVec(dnnlFixtureN, 7)
+			wantE, want, err := f.e.ParamGrad(f.params, f.x, wa, wb)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer e.Close()
-			wantE, want, err := e.ParamGrad(params, x, wa, wb)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nn, err := dnnlNet(m, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nn.Close()
-			if err := nn.SetParams(params); err != nil {
-				t.Fatal(err)
-			}
+			nn, x, m := f.nn, f.x, f.m
 			gotE, got, err := nn.ParamGrad(x, wa, wb)
 			if err != nil {
 				t.Fatal(err)

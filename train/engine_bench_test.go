@@ -48,6 +48,23 @@ func randVec(n int, seed uint64) []float32 {
 	return v
 }
 
+// benchNet is m on oneDNN for the batch, holding params (skips without
+// oneDNN).
+func benchNet(b *testing.B, m Model, params [][]float32, batch int) *dnnl.Net {
+	if !dnnl.Available {
+		b.Skip("no oneDNN in this build")
+	}
+	nn, err := dnnlNet(m, batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nn.Close)
+	if err := nn.SetParams(params); err != nil {
+		b.Fatal(err)
+	}
+	return nn
+}
+
 // BenchmarkEngine measures the two training steps at batch 128 on the MNIST
 // CEBM: the Langevin step (E and ∂E/∂x) and the full parameter-gradient
 // step. GFLOP/s counts 2 FLOPs per multiply-add: the Langevin step is the
@@ -82,17 +99,7 @@ func BenchmarkEngine(b *testing.B) {
 	})
 	// The same step on oneDNN (train/dnnl), against the run above.
 	b.Run("langevin_dnnl", func(b *testing.B) {
-		if !dnnl.Available {
-			b.Skip("no oneDNN in this build")
-		}
-		nn, err := dnnlNet(m, batch)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer nn.Close()
-		if err := nn.SetParams(params); err != nil {
-			b.Fatal(err)
-		}
+		nn := benchNet(b, m, params, batch)
 		for b.Loop() {
 			if _, _, err := nn.EnergyGrad(x); err != nil {
 				b.Fatal(err)
@@ -122,17 +129,7 @@ func BenchmarkEngine(b *testing.B) {
 		b.ReportMetric(gf/ref, "matmul_ratio")
 	})
 	b.Run("params_dnnl", func(b *testing.B) {
-		if !dnnl.Available {
-			b.Skip("no oneDNN in this build")
-		}
-		nn, err := dnnlNet(m, batch)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer nn.Close()
-		if err := nn.SetParams(params); err != nil {
-			b.Fatal(err)
-		}
+		nn := benchNet(b, m, params, batch)
 		for b.Loop() {
 			if _, _, err := nn.ParamGrad(x, wa, wb); err != nil {
 				b.Fatal(err)
