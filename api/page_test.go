@@ -123,18 +123,10 @@ func grayPNG(t *testing.T, pix []uint8) []byte {
 // strokes, and leaves screenshots in the test's temporary folder
 // (CEBM_SCREENSHOT=path.png also writes the dropped digit's there).
 func TestPage(t *testing.T) {
-	setup(t)
-	const shipped = "../models/mnist-cebm.onnx"
-	if _, err := os.Stat(shipped); err != nil {
-		t.Skip("no shipped model")
-	}
-	fashion, err := data.Load("fashion-mnist", "test")
-	if err != nil {
-		t.Skipf("Fashion-MNIST: %v", err)
-	}
+	fashion := shippedAndFashion(t)
 	cfg := DefaultConfig()
 	cfg.WebDir = "../.web"
-	s, _ := newTestServer(t, shipped, 5000, cfg)
+	s, _ := newTestServer(t, shippedModel, 5000, cfg)
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	shots := t.TempDir()
@@ -255,7 +247,7 @@ func TestPage(t *testing.T) {
 
 	// With an API key: the page asks for it, then works.
 	cfg.APIKey = "page-test-key"
-	sk, _ := newTestServer(t, shipped, 500, cfg)
+	sk, _ := newTestServer(t, shippedModel, 500, cfg)
 	srvk := httptest.NewServer(sk)
 	defer srvk.Close()
 	kctx := browser(t)

@@ -239,20 +239,30 @@ func TestEndpoints(t *testing.T) {
 	})
 }
 
-// TestOOD: /encode and /classify-knn rank each image's energy among the
-// reference images'; with the shipped MNIST model, Fashion-MNIST images
-// are flagged and MNIST test digits are not. It logs both rates.
-func TestOOD(t *testing.T) {
+// shippedModel is the default model of cebm serve.
+const shippedModel = "../models/mnist-cebm.onnx"
+
+// shippedAndFashion sets up the fixture and returns the Fashion-MNIST test
+// split, skipping without the shipped model or Fashion-MNIST.
+func shippedAndFashion(t *testing.T) *data.Set {
+	t.Helper()
 	setup(t)
-	const shipped = "../models/mnist-cebm.onnx"
-	if _, err := os.Stat(shipped); err != nil {
+	if _, err := os.Stat(shippedModel); err != nil {
 		t.Skip("no shipped model")
 	}
 	fashion, err := data.Load("fashion-mnist", "test")
 	if err != nil {
 		t.Skipf("Fashion-MNIST: %v", err)
 	}
-	s, _ := newTestServer(t, shipped, 10000, DefaultConfig())
+	return fashion
+}
+
+// TestOOD: /encode and /classify-knn rank each image's energy among the
+// reference images'; with the shipped MNIST model, Fashion-MNIST images
+// are flagged and MNIST test digits are not. It logs both rates.
+func TestOOD(t *testing.T) {
+	fashion := shippedAndFashion(t)
+	s, _ := newTestServer(t, shippedModel, 10000, DefaultConfig())
 	const n, batch = 1000, 100
 	rate := func(set *data.Set) float64 {
 		flagged := 0
