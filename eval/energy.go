@@ -18,7 +18,7 @@ import (
 type EnergyModel struct {
 	Config train.Config
 	Model  train.Model
-	engine *train.Engine
+	engine train.Engine
 	params [][]float32
 	per    int
 }
@@ -49,7 +49,7 @@ func LoadEnergyModel(path string, config json.RawMessage, threads int) (*EnergyM
 		}
 		params = append(params, v)
 	}
-	e, err := train.NewEngine(m, threads)
+	e, err := train.NewORTEngine(m, threads)
 	if err != nil {
 		return nil, err
 	}

@@ -61,10 +61,10 @@ type Config struct {
 	CheckpointEvery int           `json:"checkpoint_every"`
 	MaxLoss         float64       `json:"max_loss"` // divergence guard on |loss|
 	Threads         int           `json:"threads"`  // ONNX Runtime intra-op threads; 0: all cores
-	// Engine runs contrastive divergence's Langevin and parameter steps:
-	// EngineORT (ONNX Runtime, the reference) or EngineOneDNN (train/dnnl:
-	// 2-3× faster; every model kind, without --whiten). Score matching
-	// runs on ONNX Runtime either way.
+	// Engine runs every training step (Langevin, parameter, score
+	// matching's second-order step): EngineORT (ONNX Runtime, the
+	// reference) or EngineOneDNN (train/dnnl: 2-3× faster; every model
+	// kind, without --whiten).
 	Engine     string `json:"engine,omitempty"`
 	TrainLimit int    `json:"train_limit"`
 }

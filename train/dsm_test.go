@@ -26,7 +26,7 @@ func TestDSMGradients(t *testing.T) {
 			}
 		}
 	}
-	e, err := NewEngine(m, 0)
+	e, err := NewORTEngine(m, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestDSMRecoversGaussianScore(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(31, 32))
 	params := m.InitParams(rng)
-	e, err := NewEngine(m, 1)
+	e, err := NewORTEngine(m, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,101 +48,80 @@ func randVec(n int, seed uint64) []float32 {
 	return v
 }
 
-// benchNet is m on oneDNN for the batch, holding params (skips without
-// oneDNN).
-func benchNet(b *testing.B, m Model, params [][]float32, batch int) *dnnl.Net {
-	if !dnnl.Available {
-		b.Skip("no oneDNN in this build")
-	}
-	nn, err := dnnlNet(m, batch)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nn.Close)
-	if err := nn.SetParams(params); err != nil {
-		b.Fatal(err)
-	}
-	return nn
-}
-
-// BenchmarkEngine measures the two training steps at batch 128 on the MNIST
-// CEBM: the Langevin step (E and ∂E/∂x) and the full parameter-gradient
-// step. GFLOP/s counts 2 FLOPs per multiply-add: the Langevin step is the
-// forward pass plus ∂x (2× the forward's work), the parameter step the
-// forward pass plus ∂ of every layer's input and weights (3×).
+// BenchmarkEngine measures the training steps at batch 128 on the MNIST
+// CEBM, on ONNX Runtime (ORTEngine) and on oneDNN (OneDNNEngine), through
+// the Engine interface (parameters loaded at every call, as in training):
+//
+//	langevin: E and ∂E/∂x, every SGLD step                    2 forward passes' work
+//	params:   contrastive divergence's parameter gradient      3
+//	dsm:      score matching's second-order parameter step     6
+//
+// GFLOP/s counts 2 FLOPs per multiply-add of that work, matmul_ratio is it
+// over ONNX Runtime's 1024³ MatMul in the same process, and x_ort the
+// oneDNN step's speed over the ONNX Runtime step's, measured just before
+// it. threads=1 runs each engine on one thread (the other sub-benchmarks
+// use every core): the ratio between the two is the second core's gain.
 func BenchmarkEngine(b *testing.B) {
 	const batch = 128
 	m, _ := NewModel(CEBM, MNISTArch(), 0)
-	e, err := NewEngine(m, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
 	params := m.InitParams(rand.New(rand.NewPCG(1, 2)))
 	x := randVec(batch*28*28, 3)
 	wa, wb := randVec(batch, 4), randVec(batch, 5)
+	eps := randVec(batch*28*28, 6)
+	sigma, invVar := make([]float32, batch), make([]float32, batch)
+	for i := range sigma {
+		sigma[i], invVar[i] = 0.3+0.005*float32(i), 1
+	}
 	ref := matmulGFLOPs(b)
 	fwd := m.Arch.FLOPs() * batch
-	var ortLangevin float64 // seconds per step, for x_ort
-	b.Run("langevin", func(b *testing.B) {
-		for b.Loop() {
-			if _, _, err := e.EnergyGrad(params, x); err != nil {
-				b.Fatal(err)
+	steps := []struct {
+		name string
+		work float64 // forward passes' worth
+		run  func(Engine) error
+	}{
+		{"langevin", 2, func(e Engine) error { _, _, err := e.EnergyGrad(params, x); return err }},
+		{"params", 3, func(e Engine) error { _, _, err := e.ParamGrad(params, x, wa, wb); return err }},
+		{"dsm", 6, func(e Engine) error { _, _, _, err := e.DSMGrad(params, x, eps, sigma, invVar, wa); return err }},
+	}
+	for _, threads := range []int{0, 1} {
+		for _, st := range steps {
+			var ortPer float64
+			for _, engine := range []string{EngineORT, EngineOneDNN} {
+				name := st.name + "/" + engine
+				if threads == 1 {
+					name += "/threads=1"
+				}
+				b.Run(name, func(b *testing.B) {
+					if engine == EngineOneDNN && !dnnl.Available {
+						b.Skip("no oneDNN in this build: -tags dnnl with libdnnl-dev installed (make bench adds it)")
+					}
+					e, err := NewEngine(engine, m, threads)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer e.Close()
+					if err := st.run(e); err != nil { // warm-up: builds the batch's network
+						b.Fatal(err)
+					}
+					b.ResetTimer()
+					for b.Loop() {
+						if err := st.run(e); err != nil {
+							b.Fatal(err)
+						}
+					}
+					per := b.Elapsed().Seconds() / float64(b.N)
+					gf := st.work * fwd / per / 1e9
+					b.ReportMetric(1/per, "steps/s")
+					b.ReportMetric(gf, "GFLOP/s")
+					b.ReportMetric(gf/ref, "matmul_ratio")
+					if engine == EngineORT {
+						ortPer = per
+					} else if ortPer > 0 {
+						b.ReportMetric(ortPer/per, "x_ort")
+					}
+				})
 			}
 		}
-		per := b.Elapsed().Seconds() / float64(b.N)
-		ortLangevin = per
-		gf := 2 * fwd / per / 1e9
-		b.ReportMetric(1/per, "steps/s")
-		b.ReportMetric(gf, "GFLOP/s")
-		b.ReportMetric(gf/ref, "matmul_ratio")
-	})
-	// The same step on oneDNN (train/dnnl), against the run above.
-	b.Run("langevin_dnnl", func(b *testing.B) {
-		nn := benchNet(b, m, params, batch)
-		for b.Loop() {
-			if _, _, err := nn.EnergyGrad(x); err != nil {
-				b.Fatal(err)
-			}
-		}
-		per := b.Elapsed().Seconds() / float64(b.N)
-		gf := 2 * fwd / per / 1e9
-		b.ReportMetric(1/per, "steps/s")
-		b.ReportMetric(gf, "GFLOP/s")
-		b.ReportMetric(gf/ref, "matmul_ratio")
-		if ortLangevin > 0 {
-			b.ReportMetric(ortLangevin/per, "x_ort")
-		}
-	})
-	var ortParams float64
-	b.Run("params", func(b *testing.B) {
-		for b.Loop() {
-			if _, _, err := e.ParamGrad(params, x, wa, wb); err != nil {
-				b.Fatal(err)
-			}
-		}
-		per := b.Elapsed().Seconds() / float64(b.N)
-		ortParams = per
-		gf := 3 * fwd / per / 1e9
-		b.ReportMetric(1/per, "steps/s")
-		b.ReportMetric(gf, "GFLOP/s")
-		b.ReportMetric(gf/ref, "matmul_ratio")
-	})
-	b.Run("params_dnnl", func(b *testing.B) {
-		nn := benchNet(b, m, params, batch)
-		for b.Loop() {
-			if _, _, err := nn.ParamGrad(x, wa, wb); err != nil {
-				b.Fatal(err)
-			}
-		}
-		per := b.Elapsed().Seconds() / float64(b.N)
-		gf := 3 * fwd / per / 1e9
-		b.ReportMetric(1/per, "steps/s")
-		b.ReportMetric(gf, "GFLOP/s")
-		b.ReportMetric(gf/ref, "matmul_ratio")
-		if ortParams > 0 {
-			b.ReportMetric(ortParams/per, "x_ort")
-		}
-	})
+	}
 	b.Logf("reference: ORT MatMul 1024³ %.0f GFLOP/s", ref)
 }

@@ -175,7 +175,7 @@ func TestExportReproducesTraining(t *testing.T) {
 			}
 			params := m.InitParams(rand.New(rand.NewPCG(5, 6)))
 			x := randVec(n*28*28, 11)
-			e, err := NewEngine(m, 1)
+			e, err := NewORTEngine(m, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,7 +238,7 @@ func checkNetworkGradients(t *testing.T, kind Kind, arch Arch, scale float32) {
 	}
 	per := arch.C * arch.H * arch.W
 	x := randVec(n*per, 13)
-	e, err := NewEngine(m, 0)
+	e, err := NewORTEngine(m, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,14 +47,13 @@ var ErrDiverged = errors.New("training diverged")
 type Trainer struct {
 	State  *State
 	Model  Model
-	engine *Engine
+	engine Engine
 	data   Images
 	pcg    *rand.PCG
 	rng    *rand.Rand
 	per    int           // values per image
 	mix    *PixelMixture // chain starts for ReinitFrom "mixture"
 	frozen []bool        // per parameter: ParamSpec.Frozen
-	fast   *fastLangevin // Config.Engine "onednn": the Langevin steps on oneDNN
 
 	// scratch, reused every step
 	xPos, xNeg, xBoth []float32
@@ -126,7 +125,7 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 			return nil, err
 		}
 	}
-	e, err := NewEngine(m, cfg.Threads)
+	e, err := NewEngine(cfg.Engine, m, cfg.Threads)
 	if err != nil {
 		return nil, err
 	}
@@ -141,12 +140,6 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 	for _, s := range m.ParamSpecs() {
 		t.frozen = append(t.frozen, s.Frozen)
 	}
-	if cfg.Engine == EngineOneDNN {
-		if t.fast, err = newFastLangevin(m); err != nil {
-			e.Close()
-			return nil, err
-		}
-	}
 	for i := 0; i < b; i++ {
 		t.wa[i], t.wa[b+i] = 1/float32(b), -1/float32(b)
 	}
@@ -159,11 +152,10 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 // Close releases ONNX Runtime sessions.
 func (t *Trainer) Close() {
 	t.engine.Close()
-	t.fast.close()
 }
 
 // Engine exposes the compiled graphs (sampling, evaluation).
-func (t *Trainer) Engine() *Engine { return t.engine }
+func (t *Trainer) Engine() Engine { return t.engine }
 
 // nextIndex draws a training image uniformly with replacement, from the
 // run's one random stream, so a resumed run continues the same sequence.
@@ -285,11 +277,7 @@ func (t *Trainer) cdStep() (Metrics, error) {
 		grads  [][]float32
 		err    error
 	)
-	if t.fast != nil {
-		energy, grads, err = t.fast.paramGrad(t.State.Params, t.State.Step, t.xBoth, t.wa, t.wb)
-	} else {
-		energy, grads, err = t.engine.ParamGrad(t.State.Params, t.xBoth, t.wa, t.wb)
-	}
+	energy, grads, err = t.engine.ParamGrad(t.State.Params, t.xBoth, t.wa, t.wb)
 	if err != nil {
 		return Metrics{}, err
 	}
@@ -369,13 +357,7 @@ func (t *Trainer) Langevin(x []float32, steps int) error {
 	cfg := t.State.Config
 	step, noise := float32(cfg.SGLDStep), cfg.SGLDNoise
 	for k := 0; k < steps; k++ {
-		var gx []float32
-		var err error
-		if t.fast != nil {
-			gx, err = t.fast.gradX(t.State.Params, t.State.Step, x)
-		} else {
-			_, gx, err = t.engine.EnergyGrad(t.State.Params, x)
-		}
+		_, gx, err := t.engine.EnergyGrad(t.State.Params, x)
 		if err != nil {
 			return err
 		}

@@ -225,6 +225,6 @@ func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint interval in steps")
 	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop when |loss| exceeds this (divergence guard)")
 	fs.IntVar(&c.Threads, "threads", c.Threads, "ONNX Runtime threads (0: all cores)")
-	fs.StringVar(&c.Engine, "engine", train.EngineORT, "engine of contrastive divergence's Langevin and parameter steps: onnxruntime (the reference) or onednn (2-3× faster; not with --whiten)")
+	fs.StringVar(&c.Engine, "engine", train.EngineORT, "engine of every training step (Langevin, parameter, score matching): onnxruntime (the reference) or onednn (2-3× faster; not with --whiten)")
 	fs.IntVar(&c.TrainLimit, "train-limit", c.TrainLimit, "use only the first N training images (0: all)")
 }

@@ -4,12 +4,13 @@
 // libdnnl-dev, which scripts/setup.sh installs; built with -tags dnnl,
 // which make adds when the library is there): single convolution steps for
 // the measured decision (docs/benchmarks.md), and Net, a whole encoder's
-// Langevin and parameter steps, each held to the ONNX Runtime graphs the
-// trainer builds.
+// Langevin, parameter and score matching's second-order steps, each held
+// to the ONNX Runtime graphs the trainer builds.
 package dnnl
 
 /*
-#cgo LDFLAGS: -ldnnl -lm
+#cgo CFLAGS: -fopenmp
+#cgo LDFLAGS: -ldnnl -lmvec -lm -fopenmp
 #include <stdlib.h>
 #include "conv.h"
 #include "net.h"
@@ -120,7 +121,8 @@ func (c *Conv) Close() {
 // Net is E(x), ∂E/∂x and the weighted ∂E/∂θ of an encoder (convolutions,
 // dense layers, Swish after each, then the head: a CEBM's (t1, s) with the
 // N(0, I) prior, or an IGEBM's scalar energy) on oneDNN, for a fixed batch
-// size: contrastive divergence's Langevin and parameter steps.
+// size: contrastive divergence's Langevin and parameter steps and score
+// matching's second-order step (ScoreParamGrad).
 type Net struct {
 	nt     *C.net
 	n, per int
@@ -133,6 +135,10 @@ type Net struct {
 	weights []float32 // the per-image loss weights, C memory
 	prior   int       // GMM-CEBM: values of μ (and of log σ), k·latent; 0 otherwise
 	cprior  [2]unsafe.Pointer
+	v       []float32 // ScoreParamGrad's direction, C memory
+	// afterEnergyGrad: the network holds EnergyGrad's activations and
+	// gradients, which ScoreParamGrad reuses.
+	afterEnergyGrad bool
 }
 
 // ConvLayer is one convolution of a Net.
@@ -141,8 +147,9 @@ type ConvLayer struct{ Out, Kernel, Stride, Pad int }
 // NewNet builds the network for batches of n images of c×h×w; latent 0
 // makes an IGEBM (a scalar energy head), components > 0 a GMM-CEBM with
 // that many prior components (its μ and log σ follow the network's
-// parameters in SetParams and ParamGrad, as in the trainer).
-func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent, components int) (*Net, error) {
+// parameters in SetParams and ParamGrad, as in the trainer). Every step
+// runs on threads threads (0: the cores the process may run on).
+func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent, components, threads int) (*Net, error) {
 	if len(convs) == 0 || len(hidden) == 0 {
 		return nil, errors.New("dnnl: a Net needs convolutions and at least one dense layer")
 	}
@@ -154,9 +161,12 @@ func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent, components 
 	for i, h := range hidden {
 		widths[i] = C.int(h)
 	}
+	if threads <= 0 {
+		threads = runtime.NumCPU() // the process's CPU affinity mask
+	}
 	msg := (*C.char)(C.calloc(256, 1))
 	defer C.free(unsafe.Pointer(msg))
-	nt := C.net_new(C.int(n), C.int(c), C.int(h), C.int(w), C.int(len(convs)), &spec[0], C.int(len(hidden)), &widths[0], C.int(latent), C.int(components), msg)
+	nt := C.net_new(C.int(n), C.int(c), C.int(h), C.int(w), C.int(len(convs)), &spec[0], C.int(len(hidden)), &widths[0], C.int(latent), C.int(components), C.int(threads), msg)
 	if nt == nil {
 		return nil, errors.New(C.GoString(msg))
 	}
@@ -175,6 +185,7 @@ func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent, components 
 		}
 	}
 	nn.weights = unsafe.Slice((*float32)(C.calloc(C.size_t(2*n), 4)), 2*n)
+	nn.v = unsafe.Slice((*float32)(C.calloc(C.size_t(n*c*h*w), 4)), n*c*h*w)
 	if components > 0 {
 		nn.prior = components * latent
 		for i := range nn.cprior {
@@ -195,12 +206,41 @@ func (nn *Net) ParamGrad(x, a, b []float32) (energy []float32, grads [][]float32
 	}
 	copy(nn.weights, a)
 	copy(nn.weights[nn.n:], b)
+	nn.afterEnergyGrad = false
 	layers := int(C.net_layers(nn.nt))
 	ptrs := (*[1 << 20]*C.float)(nn.cptrs)
 	if C.net_param_grad(nn.nt, (*C.float)(&x[0]), (*C.float)(&nn.weights[0]), (*C.float)(&nn.weights[nn.n]),
 		(*C.float)(&nn.energy[0]), &ptrs[0], &ptrs[layers], (*C.float)(nn.cprior[0]), (*C.float)(nn.cprior[1])) != 0 {
 		return nil, nil, errors.New("dnnl: run failed")
 	}
+	return nn.energy, nn.copyGrads(), nil
+}
+
+// ScoreParamGrad returns ∂/∂θ of Σ_i ⟨∂E_i/∂x, v_i⟩ at the x of the
+// EnergyGrad call just before it (whose activations it reuses), in
+// ParamGrad's order and layouts: the second-order step of denoising score
+// matching, whose loss gradient is this with v_i = w_i·σ_i·r_i. The
+// results are reused by the next call.
+func (nn *Net) ScoreParamGrad(v []float32) ([][]float32, error) {
+	if len(v) != nn.n*nn.per {
+		return nil, fmt.Errorf("dnnl: %d values for a batch of %d images of %d", len(v), nn.n, nn.per)
+	}
+	if !nn.afterEnergyGrad {
+		return nil, errors.New("dnnl: ScoreParamGrad needs EnergyGrad at the same images just before it")
+	}
+	copy(nn.v, v)
+	layers := int(C.net_layers(nn.nt))
+	ptrs := (*[1 << 20]*C.float)(nn.cptrs)
+	if C.net_score_param_grad(nn.nt, (*C.float)(&nn.v[0]), &ptrs[0], &ptrs[layers], (*C.float)(nn.cprior[0]), (*C.float)(nn.cprior[1])) != 0 {
+		return nil, errors.New("dnnl: run failed")
+	}
+	return nn.copyGrads(), nil
+}
+
+// copyGrads copies the C gradient buffers into nn.grads.
+func (nn *Net) copyGrads() [][]float32 {
+	layers := int(C.net_layers(nn.nt))
+	ptrs := (*[1 << 20]*C.float)(nn.cptrs)
 	for i := range layers {
 		copy(nn.grads[2*i], unsafe.Slice((*float32)(unsafe.Pointer(ptrs[i])), len(nn.grads[2*i])))
 		copy(nn.grads[2*i+1], unsafe.Slice((*float32)(unsafe.Pointer(ptrs[layers+i])), len(nn.grads[2*i+1])))
@@ -210,7 +250,20 @@ func (nn *Net) ParamGrad(x, a, b []float32) (energy []float32, grads [][]float32
 			copy(nn.grads[2*layers+i], unsafe.Slice((*float32)(p), nn.prior))
 		}
 	}
-	return nn.energy, nn.grads, nil
+	return nn.grads
+}
+
+// Energy returns E(x) for a batch of the Net's size; the result is reused
+// by the next call.
+func (nn *Net) Energy(x []float32) ([]float32, error) {
+	if len(x) != nn.n*nn.per {
+		return nil, fmt.Errorf("dnnl: %d values for a batch of %d images of %d", len(x), nn.n, nn.per)
+	}
+	nn.afterEnergyGrad = false
+	if C.net_energy(nn.nt, (*C.float)(&x[0]), (*C.float)(&nn.energy[0])) != 0 {
+		return nil, errors.New("dnnl: run failed")
+	}
+	return nn.energy, nil
 }
 
 // SetParams takes the network's parameters in the trainer's order (weight,
@@ -224,6 +277,7 @@ func (nn *Net) SetParams(params [][]float32) error {
 	if len(params) != want {
 		return fmt.Errorf("dnnl: %d parameter tensors, want %d", len(params), want)
 	}
+	nn.afterEnergyGrad = false
 	for i := range layers {
 		if C.net_set_layer(nn.nt, C.int(i), (*C.float)(&params[2*i][0]), (*C.float)(&params[2*i+1][0])) != 0 {
 			return fmt.Errorf("dnnl: setting layer %d failed", i)
@@ -247,9 +301,11 @@ func (nn *Net) EnergyGrad(x []float32) (energy, dx []float32, err error) {
 	if len(x) != nn.n*nn.per {
 		return nil, nil, fmt.Errorf("dnnl: %d values for a batch of %d images of %d", len(x), nn.n, nn.per)
 	}
+	nn.afterEnergyGrad = false
 	if C.net_energy_grad(nn.nt, (*C.float)(&x[0]), (*C.float)(&nn.energy[0]), (*C.float)(&nn.dx[0])) != 0 {
 		return nil, nil, errors.New("dnnl: run failed")
 	}
+	nn.afterEnergyGrad = true
 	return nn.energy, nn.dx, nil
 }
 
@@ -265,6 +321,7 @@ func (nn *Net) Close() {
 	}
 	C.free(nn.cptrs)
 	C.free(unsafe.Pointer(&nn.weights[0]))
+	C.free(unsafe.Pointer(&nn.v[0]))
 	for _, p := range nn.cprior {
 		C.free(p) // free(NULL) does nothing
 	}

@@ -57,7 +57,7 @@ type Net struct{}
 type ConvLayer struct{ Out, Kernel, Stride, Pad int }
 
 // NewNet reports that oneDNN is unavailable.
-func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent, components int) (*Net, error) {
+func NewNet(n, c, h, w int, convs []ConvLayer, hidden []int, latent, components, threads int) (*Net, error) {
 	return nil, errors.New("dnnl: this build has no oneDNN: build with -tags dnnl and libdnnl-dev (make does when scripts/setup.sh could install it)")
 }
 
@@ -76,3 +76,11 @@ func (nn *Net) Close() {}
 func (nn *Net) ParamGrad(x, a, b []float32) ([]float32, [][]float32, error) {
 	return nil, nil, errors.New("dnnl: unavailable")
 }
+
+// ScoreParamGrad fails.
+func (nn *Net) ScoreParamGrad([]float32) ([][]float32, error) {
+	return nil, errors.New("dnnl: unavailable")
+}
+
+// Energy fails.
+func (nn *Net) Energy([]float32) ([]float32, error) { return nil, errors.New("dnnl: unavailable") }

@@ -24,6 +24,10 @@ typedef struct {
 	dnnl_memory_t dw, dw_user, db;      // ∂W in the primitive's layout and plain, ∂b
 	dnnl_primitive_t dw_to_user;        // NULL when layouts agree
 	size_t w_size, b_size;
+	// The second-order step (net_score_param_grad): the tangent of the
+	// forward pass along v (ż, ȧ), the adjoints of the primal pass (z̄, ā),
+	// a second weight gradient and a zero bias for the tangent's convolution.
+	dnnl_memory_t tan_pre, tan_post, adj_pre, adj_post, dw2, db2, zero_b;
 } layer;
 
 struct net {
@@ -41,7 +45,19 @@ struct net {
 	dnnl_primitive_desc_t pds[6 * MAXL];
 	dnnl_primitive_desc_t first_fwd, first_bwd; // the first layer's: the input's layouts
 	int npd;
+	dnnl_memory_t v_user, v_prim; // the second-order step's direction v, as x
+	int threads;                  // OpenMP threads (0: the calling thread's setting)
 };
+
+// The number of threads of the calling thread's next parallel regions
+// (libgomp, which Debian's oneDNN runs on). oneDNN plans each primitive
+// for the count at its creation and runs it with that many threads
+// (measured: a primitive created for 2 runs on 2 whatever the count at
+// its execution); our own loops use the count at their execution. So it
+// is set before the primitives are created and at every entry point: the
+// setting belongs to the OS thread, and Go moves goroutines between them.
+extern void omp_set_num_threads(int);
+static void use_threads(net *nt) { if (nt->threads > 0) omp_set_num_threads(nt->threads); }
 
 #define CHECK(call, what) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) { \
 	snprintf(err, 256, "oneDNN: %s failed (status %d)", what, (int)s_); goto fail; } } while (0)
@@ -49,6 +65,8 @@ struct net {
 static const dnnl_memory_desc_t *qmd(dnnl_primitive_desc_t pd, dnnl_query_t q) {
 	return dnnl_primitive_desc_query_md(pd, q, 0);
 }
+
+static void *handle(dnnl_memory_t m);
 
 static dnnl_status_t mem(net *nt, dnnl_memory_t *m, const dnnl_memory_desc_t *md) {
 	return dnnl_memory_create(m, md, nt->engine, DNNL_MEMORY_ALLOCATE);
@@ -70,8 +88,11 @@ static int run_reorder(net *nt, dnnl_primitive_t p, dnnl_memory_t from, dnnl_mem
 	return dnnl_primitive_execute(p, nt->stream, 2, a) != dnnl_success;
 }
 
-net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, int k, char *err) {
+net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, int k, int threads, char *err) {
 	net *nt = calloc(1, sizeof(net));
+	nt->threads = threads;
+	use_threads(nt);
+	if (getenv("CEBM_PLAN")) omp_set_num_threads(atoi(getenv("CEBM_PLAN")));
 	nt->k = k;
 	if (k > 0) {
 		size_t kd = (size_t)k * latent;
@@ -183,6 +204,16 @@ net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden
 		CHECK(mem(nt, &L->bias, &bmd), "memory");
 		CHECK(mem(nt, &L->pre, qmd(fpd, dnnl_query_dst_md)), "memory");
 		CHECK(mem(nt, &L->d_pre, qmd(bpd, dnnl_query_diff_dst_md)), "memory");
+		CHECK(mem(nt, &L->tan_pre, qmd(fpd, dnnl_query_dst_md)), "memory");
+		CHECK(mem(nt, &L->adj_pre, qmd(fpd, dnnl_query_dst_md)), "memory");
+		CHECK(mem(nt, &L->db2, &bmd), "memory");
+		CHECK(mem(nt, &L->zero_b, &bmd), "memory");
+		memset(handle(L->zero_b), 0, (size_t)out * sizeof(float));
+		{
+			const dnnl_memory_desc_t *dwmd;
+			dnnl_memory_get_memory_desc(L->dw, &dwmd);
+			CHECK(mem(nt, &L->dw2, dwmd), "memory");
+		}
 		if (i == 0) {
 			CHECK(mem(nt, &L->d_src, qmd(bpd, dnnl_query_diff_src_md)), "memory");
 			CHECK(mem(nt, &nt->x_prim, qmd(fpd, dnnl_query_src_md)), "memory");
@@ -204,6 +235,8 @@ net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden
 			CHECK(dnnl_primitive_create(&L->act_bwd, ebpd), "primitive");
 			CHECK(mem(nt, &L->post, md), "memory");
 			CHECK(mem(nt, &L->d_post, md), "memory");
+			CHECK(mem(nt, &L->tan_post, md), "memory");
+			CHECK(mem(nt, &L->adj_post, md), "memory");
 			prev = md;
 		}
 	}
@@ -212,9 +245,12 @@ net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden
 	CHECK(dnnl_memory_desc_init_by_tag(&xuser, 4, xd, dnnl_f32, dnnl_nchw), "md");
 	CHECK(mem(nt, &nt->x_user, &xuser), "memory");
 	CHECK(mem(nt, &nt->dx_user, &xuser), "memory");
+	CHECK(mem(nt, &nt->v_user, &xuser), "memory");
 	CHECK(reorder_pd(nt, &nt->x_reorder, &xuser, qmd(nt->first_fwd, dnnl_query_src_md)), "input reorder");
 	CHECK(reorder_pd(nt, &nt->dx_reorder, qmd(nt->first_bwd, dnnl_query_diff_src_md), &xuser), "input-gradient reorder");
 	if (!nt->x_reorder) { dnnl_memory_destroy(nt->x_prim); nt->x_prim = nt->x_user; nt->l[0].src = nt->x_user; }
+	if (nt->x_reorder) CHECK(mem(nt, &nt->v_prim, qmd(nt->first_fwd, dnnl_query_src_md)), "memory");
+	else nt->v_prim = nt->v_user;
 	nt->dx_prim = nt->l[0].d_src;
 	return nt;
 fail:
@@ -231,6 +267,7 @@ static void *handle(dnnl_memory_t m) {
 int net_set_layer(net *nt, int i, const float *w, const float *b) {
 	if (i < 0 || i >= nt->nl) return 1;
 	layer *L = &nt->l[i];
+	use_threads(nt);
 	memcpy(handle(L->w_user), w, L->w_size * sizeof(float));
 	memcpy(handle(L->bias), b, L->b_size * sizeof(float));
 	if (run_reorder(nt, L->w_to_fwd, L->w_user, L->w_fwd) || run_reorder(nt, L->w_to_bwd, L->w_user, L->w_bwd)) return 1;
@@ -300,6 +337,29 @@ static void gmm_head(net *nt, const float *o, float *g, float *energy, const flo
 	}
 }
 
+// prior_grads turns the ∂/∂λ in nt->dl1, nt->dl2 into a GMM-CEBM's ∂/∂μ and
+// ∂/∂log σ: λ1 = μ/σ², λ2 = −1/(2σ²) with σ = exp(log σ), so ∂/∂μ =
+// ∂/∂λ1·prec and ∂/∂log σ = ∂/∂λ1·(−2μ·prec) + ∂/∂λ2·prec.
+static void prior_grads(net *nt, float *dmu, float *dlogsig) {
+	for (int i = 0; nt->k > 0 && i < nt->k * nt->latent; i++) {
+		dmu[i] = (float)(nt->dl1[i] * nt->prec[i]);
+		dlogsig[i] = (float)(nt->dl1[i] * -2 * nt->mu[i] * nt->prec[i] + nt->dl2[i] * nt->prec[i]);
+	}
+}
+
+// copy_grads waits for the stream and copies every layer's ∂W (plain
+// layout) and ∂b, and a GMM-CEBM's prior gradients, to the caller.
+static int copy_grads(net *nt, float **dw, float **db, float *dmu, float *dlogsig) {
+	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+	for (int i = 0; i < nt->nl; i++) {
+		layer *L = &nt->l[i];
+		memcpy(dw[i], handle(L->dw_to_user ? L->dw_user : L->dw), L->w_size * sizeof(float));
+		memcpy(db[i], handle(L->db), L->b_size * sizeof(float));
+	}
+	prior_grads(nt, dmu, dlogsig);
+	return 0;
+}
+
 static int exec(net *nt, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *a) {
 	return dnnl_primitive_execute(p, nt->stream, nargs, a) != dnnl_success;
 }
@@ -314,7 +374,15 @@ int net_layer_sizes(net *nt, int i, long *w, long *b) {
 	return 0;
 }
 
+int net_energy(net *nt, const float *x, float *energy) {
+	use_threads(nt);
+	if (forward(nt, x)) return 1;
+	head(nt, energy, NULL, NULL);
+	return 0;
+}
+
 int net_energy_grad(net *nt, const float *x, float *energy, float *dx) {
+	use_threads(nt);
 	if (forward(nt, x)) return 1;
 	head(nt, energy, NULL, NULL);
 	for (int i = nt->nl - 1; i >= 0; i--) {
@@ -389,6 +457,7 @@ static void head(net *nt, float *energy, const float *wa, const float *wb) {
 }
 
 int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, float *energy, float **dw, float **db, float *dmu, float *dlogsig) {
+	use_threads(nt);
 	if (forward(nt, x)) return 1;
 	head(nt, energy, wa, wb);
 	for (int i = nt->nl - 1; i >= 0; i--) {
@@ -405,19 +474,163 @@ int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, fl
 			if (exec(nt, L->bwd, 3, a)) return 1;
 		}
 	}
-	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+	return copy_grads(nt, dw, db, dmu, dlogsig);
+}
+
+// The second-order step. D = Σ_b ⟨∂E_b/∂x, v_b⟩ is a function of θ through
+// the forward pass (z_l = W_l·a_{l−1} + b_l, a_l = s(z_l), s = Swish, a_0 =
+// x), the head's gradient δo = ∂E/∂o and the backward pass (δz_l = δa_l ⊙
+// s′(z_l), δa_{l−1} = W_lᵀ·δz_l, δa_0 = ∂E/∂x). Reverse mode through that
+// backward pass needs, per layer, the forward pass's tangent along v
+// (ȧ_0 = v, ż_l = W_l·ȧ_{l−1}, ȧ_l = s′(z_l) ⊙ ż_l); then
+//
+//	∂D/∂W_l = ∂W(src ȧ_{l−1}, diff δz_l) + ∂W(src a_{l−1}, diff z̄_l)
+//	∂D/∂b_l = Σ z̄_l
+//	z̄_l     = ā_l ⊙ s′(z_l) + ż_l ⊙ δa_l ⊙ s″(z_l),  ā_{l−1} = W_lᵀ·z̄_l
+//
+// starting at the head with ō = (∂²E/∂o²)·ȯ. Three convolution passes per
+// layer beyond the gradient step: the tangent's forward, two weight
+// gradients and one data gradient.
+
+// expf has vector versions in glibc's libmvec; declared so, the loops
+// below vectorise (#pragma omp simd) at the baseline ISA of the build.
+__attribute__((simd("notinbranch"))) float expf(float);
+
+static inline float sigm(float z) { return 1.f / (1.f + expf(-z)); }
+
+// tangent: ȧ = s′(z) ⊙ ż over n values.
+static void swish_tangent(const float *z, const float *zd, float *ad, size_t n) {
+#pragma omp parallel for simd schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		float s = sigm(z[i]);
+		ad[i] = s * (1.f + z[i] * (1.f - s)) * zd[i];
+	}
+}
+
+// adjoint: z̄ = ā ⊙ s′(z) + ż ⊙ δa ⊙ s″(z) over n values.
+static void swish_adjoint(const float *z, const float *abar, const float *zd, const float *da, float *zbar, size_t n) {
+#pragma omp parallel for simd schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		float s = sigm(z[i]), d1 = s * (1.f + z[i] * (1.f - s)), d2 = s * (1.f - s) * (2.f + z[i] * (1.f - 2.f * s));
+		zbar[i] = abar[i] * d1 + zd[i] * da[i] * d2;
+	}
+}
+
+// The log-normaliser's second partial derivatives (lognorm, dB1, dB2 above).
+static double dB11(double e1, double e2) { (void)e1; return -1 / (2 * e2); }
+static double dB12(double e1, double e2) { return e1 / (2 * e2 * e2); }
+static double dB22(double e1, double e2) { return -e1 * e1 / (2 * e2 * e2 * e2) + 1 / (2 * e2 * e2); }
+
+// head_hvp writes ō = (∂²E/∂o²)·ȯ per image into obar and, for a GMM-CEBM,
+// accumulates ∂F/∂λ into nt->dl1, nt->dl2, where F = Σ_b ⟨∂E_b/∂o, ȯ_b⟩.
+// With E = log K − logsumexp_k score_k, score_k = Σ_j B(λ_kj + η_j) − B(λ_kj),
+// η = (t1, −s²), p = softmax(score) and ṡc_k = ⟨∂score_k/∂o, ȯ⟩:
+// F = −Σ_k p_k·ṡc_k and ∂F = −Σ_k p_k·∂ṡc_k − Σ_k p_k·(ṡc_k − Σ_m p_m·ṡc_m)·∂score_k.
+// The CEBM's N(0, I) prior is one component with λ = (0, −½).
+static void head_hvp(net *nt, const float *o, const float *od, float *obar) {
+	int n = nt->n, d = nt->latent, k = nt->k > 0 ? nt->k : 1;
+	if (nt->igebm) { // E = o: its Hessian is 0
+		memset(obar, 0, sizeof(float) * n);
+		return;
+	}
+	if (nt->k > 0) {
+		memset(nt->dl1, 0, sizeof(double) * k * d);
+		memset(nt->dl2, 0, sizeof(double) * k * d);
+	}
+	double score[k], sdot[k], p[k];
+	for (int b = 0; b < n; b++) {
+		const float *t1 = o + b * 2 * d, *s = t1 + d, *t1d = od + b * 2 * d, *sd = t1d + d;
+		float *g1 = obar + b * 2 * d, *gs = g1 + d;
+		double mx = -INFINITY;
+		for (int c = 0; c < k; c++) {
+			double sc = 0, sdt = 0;
+			for (int j = 0; j < d; j++) {
+				double l1 = nt->k ? nt->lam1[c * d + j] : 0, l2 = nt->k ? nt->lam2[c * d + j] : -0.5;
+				double e1 = l1 + t1[j], e2 = l2 - (double)s[j] * s[j];
+				sc += lognorm(e1, e2) - lognorm(l1, l2);
+				sdt += dB1(e1, e2) * t1d[j] - 2 * (double)s[j] * dB2(e1, e2) * sd[j];
+			}
+			score[c] = sc;
+			sdot[c] = sdt;
+			if (sc > mx) mx = sc;
+		}
+		double z = 0, mean = 0;
+		for (int c = 0; c < k; c++) z += exp(score[c] - mx);
+		for (int c = 0; c < k; c++) {
+			p[c] = exp(score[c] - mx) / z;
+			mean += p[c] * sdot[c];
+		}
+		for (int j = 0; j < d; j++) {
+			double a1 = 0, as = 0;
+			for (int c = 0; c < k; c++) {
+				double l1 = nt->k ? nt->lam1[c * d + j] : 0, l2 = nt->k ? nt->lam2[c * d + j] : -0.5;
+				double sj = s[j], e1 = l1 + t1[j], e2 = l2 - sj * sj;
+				double b1 = dB1(e1, e2), b2 = dB2(e1, e2), b11 = dB11(e1, e2), b12 = dB12(e1, e2), b22 = dB22(e1, e2);
+				double q = p[c] * (sdot[c] - mean);
+				// ∂ṡc/∂η1, ∂ṡc/∂η2 (= ∂/∂λ1, ∂/∂λ2); ∂score/∂η1, ∂score/∂η2 = B1, B2.
+				double h1 = b11 * t1d[j] - 2 * sj * b12 * sd[j];
+				double h2 = b12 * t1d[j] - 2 * sj * b22 * sd[j];
+				a1 += -p[c] * h1 - q * b1;
+				// η2 = λ2 − s²: ∂/∂s = −2s·∂/∂η2, plus ṡc's own −2·B2·ṡ.
+				as += -p[c] * (-2 * sj * h2 - 2 * b2 * sd[j]) - q * (-2 * sj * b2);
+				if (nt->k > 0) {
+					nt->dl1[c * d + j] += -p[c] * h1 - q * (b1 - dB1(l1, l2));
+					nt->dl2[c * d + j] += -p[c] * h2 - q * (b2 - dB2(l1, l2));
+				}
+			}
+			g1[j] = (float)a1;
+			gs[j] = (float)as;
+		}
+	}
+}
+
+static size_t floats(dnnl_memory_t m) {
+	const dnnl_memory_desc_t *md;
+	dnnl_memory_get_memory_desc(m, &md);
+	return dnnl_memory_desc_get_size(md) / sizeof(float);
+}
+
+int net_score_param_grad(net *nt, const float *v, float **dw, float **db, float *dmu, float *dlogsig) {
+	use_threads(nt);
+	memcpy(handle(nt->v_user), v, floats(nt->v_user) * sizeof(float));
+	if (run_reorder(nt, nt->x_reorder, nt->v_user, nt->v_prim)) return 1;
+	// The tangent of the forward pass along v.
 	for (int i = 0; i < nt->nl; i++) {
 		layer *L = &nt->l[i];
-		memcpy(dw[i], handle(L->dw_to_user ? L->dw_user : L->dw), L->w_size * sizeof(float));
-		memcpy(db[i], handle(L->db), L->b_size * sizeof(float));
+		dnnl_memory_t src = i == 0 ? nt->v_prim : nt->l[i - 1].tan_post;
+		dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, L->w_fwd}, {DNNL_ARG_BIAS, L->zero_b}, {DNNL_ARG_DST, L->tan_pre}};
+		if (exec(nt, L->fwd, 4, a)) return 1;
+		if (L->act) {
+			if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+			swish_tangent(handle(L->pre), handle(L->tan_pre), handle(L->tan_post), floats(L->pre));
+		}
 	}
-	// λ1 = μ/σ², λ2 = −1/(2σ²) with σ = exp(log σ): ∂/∂μ = ∂/∂λ1 · prec,
-	// ∂/∂log σ = ∂/∂λ1 · (−2μ·prec) + ∂/∂λ2 · prec.
-	for (int i = 0; nt->k > 0 && i < nt->k * nt->latent; i++) {
-		dmu[i] = (float)(nt->dl1[i] * nt->prec[i]);
-		dlogsig[i] = (float)(nt->dl1[i] * -2 * nt->mu[i] * nt->prec[i] + nt->dl2[i] * nt->prec[i]);
+	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+	layer *H = &nt->l[nt->nl - 1];
+	head_hvp(nt, handle(H->pre), handle(H->tan_pre), handle(H->adj_pre));
+	// Reverse mode through the forward and backward passes.
+	for (int i = nt->nl - 1; i >= 0; i--) {
+		layer *L = &nt->l[i];
+		if (L->act) {
+			if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+			swish_adjoint(handle(L->pre), handle(L->adj_post), handle(L->tan_pre), handle(L->d_post), handle(L->adj_pre), floats(L->pre));
+		}
+		dnnl_memory_t tsrc = i == 0 ? nt->v_prim : nt->l[i - 1].tan_post;
+		dnnl_exec_arg_t w1[4] = {{DNNL_ARG_SRC, L->src}, {DNNL_ARG_DIFF_DST, L->adj_pre}, {DNNL_ARG_DIFF_WEIGHTS, L->dw}, {DNNL_ARG_DIFF_BIAS, L->db}};
+		dnnl_exec_arg_t w2[4] = {{DNNL_ARG_SRC, tsrc}, {DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_DIFF_WEIGHTS, L->dw2}, {DNNL_ARG_DIFF_BIAS, L->db2}};
+		if (exec(nt, L->bww, 4, w1) || exec(nt, L->bww, 4, w2)) return 1;
+		if (i > 0) {
+			dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, L->adj_pre}, {DNNL_ARG_WEIGHTS, L->w_bwd}, {DNNL_ARG_DIFF_SRC, nt->l[i - 1].adj_post}};
+			if (exec(nt, L->bwd, 3, a)) return 1;
+		}
+		if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+		float *g = handle(L->dw);
+		const float *g2 = handle(L->dw2);
+		size_t m = floats(L->dw);
+		for (size_t j = 0; j < m; j++) g[j] += g2[j];
+		if (run_reorder(nt, L->dw_to_user, L->dw, L->dw_user)) return 1;
 	}
-	return 0;
+	return copy_grads(nt, dw, db, dmu, dlogsig);
 }
 
 void net_free(net *nt) {
@@ -426,7 +639,8 @@ void net_free(net *nt) {
 		layer *L = &nt->l[i];
 		dnnl_primitive_t ps[] = {L->fwd, L->bwd, L->act, L->act_bwd, L->w_to_fwd, L->w_to_bwd, L->bww, L->dw_to_user};
 		for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++) if (ps[j]) dnnl_primitive_destroy(ps[j]);
-		dnnl_memory_t ms[] = {L->w_fwd, L->w_bwd, L->bias, L->w_user, L->pre, L->post, L->d_post, L->d_pre, L->d_src, L->dw, L->dw_user, L->db};
+		dnnl_memory_t ms[] = {L->w_fwd, L->w_bwd, L->bias, L->w_user, L->pre, L->post, L->d_post, L->d_pre, L->d_src, L->dw, L->dw_user, L->db,
+			L->tan_pre, L->tan_post, L->adj_pre, L->adj_post, L->dw2, L->db2, L->zero_b};
 		for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) if (ms[j]) dnnl_memory_destroy(ms[j]);
 	}
 	if (nt->x_reorder) dnnl_primitive_destroy(nt->x_reorder);
@@ -434,6 +648,8 @@ void net_free(net *nt) {
 	if (nt->x_prim && nt->x_prim != nt->x_user) dnnl_memory_destroy(nt->x_prim);
 	if (nt->x_user) dnnl_memory_destroy(nt->x_user);
 	if (nt->dx_user) dnnl_memory_destroy(nt->dx_user);
+	if (nt->v_prim && nt->v_prim != nt->v_user) dnnl_memory_destroy(nt->v_prim);
+	if (nt->v_user) dnnl_memory_destroy(nt->v_user);
 	for (int i = 0; i < nt->npd; i++) dnnl_primitive_desc_destroy(nt->pds[i]);
 	free(nt->lam1); free(nt->lam2); free(nt->prec); free(nt->mu); free(nt->dl1); free(nt->dl2); free(nt->score);
 	if (nt->stream) dnnl_stream_destroy(nt->stream);

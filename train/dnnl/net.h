@@ -11,8 +11,9 @@ typedef struct net net;
 // numbers per convolution (out channels, kernel, stride, pad), hidden the
 // dense layers' widths; latent 0 makes an IGEBM head. NULL and a message in
 // err (256 bytes) on failure.
-// k > 0 makes a GMM-CEBM head with k components (net_set_prior).
-net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, int k, char *err);
+// k > 0 makes a GMM-CEBM head with k components (net_set_prior). threads
+// is the OpenMP threads of every step (0: the calling thread's setting).
+net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, int k, int threads, char *err);
 // net_set_prior sets a GMM-CEBM's prior: μ and log σ, [k, latent]. 0 on success.
 int net_set_prior(net *nt, const float *mu, const float *log_sigma);
 // net_set_layer sets layer i's weights and bias, in the trainer's plain
@@ -30,6 +31,13 @@ int net_energy_grad(net *nt, const float *x, float *energy, float *dx);
 // For a GMM-CEBM dmu and dlogsig ([k, latent]) receive the prior's; else
 // they are not touched (may be NULL).
 int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, float *energy, float **dw, float **db, float *dmu, float *dlogsig);
+// net_energy computes E(x) for each image. 0 on success.
+int net_energy(net *nt, const float *x, float *energy);
+// net_score_param_grad computes ∂/∂θ of Σ_b ⟨∂E_b/∂x, v_b⟩ (v the size of
+// x) at the x of the last net_energy_grad, whose activations and gradients
+// it reuses: the second-order step of denoising score matching. Outputs as
+// net_param_grad's. 0 on success.
+int net_score_param_grad(net *nt, const float *v, float **dw, float **db, float *dmu, float *dlogsig);
 void net_free(net *nt);
 
 #endif
