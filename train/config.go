@@ -55,6 +55,12 @@ type Config struct {
 	LRFinal    float64 `json:"lr_final"`    // learning rate after DecaySteps
 
 	EMA float64 `json:"ema"` // decay of an exponential moving average of the parameters, exported instead of the last values; 0: off
+	// InitShare β, when > 0, exports β·θ₀ + (1 − β)·θ: θ the moving average
+	// (or the last parameters), θ₀ the run's initial parameters — a
+	// weight-space interpolation with the untrained encoder, chosen on the
+	// validation split like any other setting. A moving average started at
+	// θ₀ holds a share EMA^steps of it; this sets the share directly.
+	InitShare float64 `json:"init_share,omitempty"`
 
 	Steps           int           `json:"steps"`    // parameter updates; 0 means until Duration
 	Duration        time.Duration `json:"duration"` // wall-clock budget; 0 means until Steps
@@ -154,6 +160,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("final learning rate %v outside [0, %v]", c.LRFinal, c.LR)
 	case c.DecaySteps > 0 && c.DecaySteps <= c.Warmup:
 		return fmt.Errorf("decay steps %d must exceed the warm-up %d", c.DecaySteps, c.Warmup)
+	case c.InitShare < 0 || c.InitShare >= 1:
+		return fmt.Errorf("init share %v: want a share in [0, 1)", c.InitShare)
+	case c.InitShare > 0 && c.Init == InitLSUV:
+		return errors.New("init-share and the lsuv init do not combine (its initial parameters depend on the data)")
 	case c.EMA < 0 || c.EMA >= 1:
 		return fmt.Errorf("ema decay %v outside [0, 1)", c.EMA)
 	case c.Steps <= 0 && c.Duration <= 0:

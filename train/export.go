@@ -33,7 +33,7 @@ func Metadata(st *State, m Model, classes []string) (modelfile.Meta, error) {
 		Steps:      st.Step,
 		WallTime:   st.Elapsed.Seconds(),
 		Config:     cfg,
-		Prior:      m.Prior(st.ExportParams()),
+		Prior:      m.Prior(st.ExportParams(m)),
 	}
 	if m.Arch.C == 1 {
 		meta.Polarity = modelfile.LightOnDark
@@ -54,7 +54,7 @@ func ExportModel(path string, st *State, classes []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := ExportGraph(m, st.ExportParams(), meta)
+	b, err := ExportGraph(m, st.ExportParams(m), meta)
 	if err != nil {
 		return err
 	}

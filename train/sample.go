@@ -36,7 +36,7 @@ func (t *Trainer) AnnealedSamples(n int, seed uint64) ([]float32, error) {
 		sigma := cfg.SigmaMax * math.Pow(cfg.SigmaMin/cfg.SigmaMax, f)
 		alpha, ivar := annealStep*cfg.BaseVariance(sigma), cfg.BasePrecision(sigma)
 		for k := 0; k < annealSteps; k++ {
-			_, gx, err := t.engine.EnergyGrad(t.State.ExportParams(), x)
+			_, gx, err := t.engine.EnergyGrad(t.State.ExportParams(t.Model), x)
 			if err != nil {
 				return nil, err
 			}
@@ -47,7 +47,7 @@ func (t *Trainer) AnnealedSamples(n int, seed uint64) ([]float32, error) {
 		}
 	}
 	// Tweedie's estimate at the smallest level: x − v·∂E′/∂x.
-	_, gx, err := t.engine.EnergyGrad(t.State.ExportParams(), x)
+	_, gx, err := t.engine.EnergyGrad(t.State.ExportParams(t.Model), x)
 	if err != nil {
 		return nil, err
 	}

@@ -67,8 +67,7 @@ type Trainer struct {
 // NewState starts a run: initial parameters, zero Adam moments and a replay
 // buffer of U(−1, 1) noise, all from cfg.Seed.
 func NewState(cfg Config, m Model) *State {
-	pcg := rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)
-	rng := rand.New(pcg)
+	pcg, rng := initStream(cfg)
 	params := m.InitParams(rng)
 	st := &State{Config: cfg, Params: params}
 	for _, p := range params {
@@ -82,6 +81,13 @@ func NewState(cfg Config, m Model) *State {
 	}
 	st.RNG, _ = pcg.MarshalBinary()
 	return st
+}
+
+// initStream is the random stream a run starts from: its initial
+// parameters, then its replay buffer, then everything else.
+func initStream(cfg Config) (*rand.PCG, *rand.Rand) {
+	pcg := rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)
+	return pcg, rand.New(pcg)
 }
 
 // ModelFor builds the model a config describes.
@@ -415,12 +421,33 @@ func (t *Trainer) updateEMA() {
 }
 
 // ExportParams are the parameters a model is exported with: the moving
-// average when one is kept, else the last values.
-func (s *State) ExportParams() [][]float32 {
+// average when one is kept, else the last values; with Config.InitShare β,
+// β·θ₀ + (1 − β)· those, θ₀ the initial parameters (frozen tensors, such
+// as a fitted whitening map, as they are). m is the state's model.
+func (s *State) ExportParams(m Model) [][]float32 {
+	p := s.Params
 	if len(s.EMA) == len(s.Params) && s.Config.EMA > 0 {
-		return s.EMA
+		p = s.EMA
 	}
-	return s.Params
+	beta := float32(s.Config.InitShare)
+	if beta == 0 {
+		return p
+	}
+	_, rng := initStream(s.Config)
+	init := m.InitParams(rng)
+	specs := m.ParamSpecs()
+	out := make([][]float32, len(p))
+	for i, v := range p {
+		if specs[i].Frozen {
+			out[i] = v
+			continue
+		}
+		out[i] = make([]float32, len(v))
+		for j := range v {
+			out[i][j] = beta*init[i][j] + (1-beta)*v[j]
+		}
+	}
+	return out
 }
 
 // SyncRNG stores the random stream's position in the state (before a

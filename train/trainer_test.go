@@ -303,11 +303,49 @@ func TestEMA(t *testing.T) {
 	if slices.Equal(st.EMA[0], st.Params[0]) {
 		t.Fatal("moving average equals the last parameters after 3 steps")
 	}
-	if &st.ExportParams()[0][0] != &st.EMA[0][0] {
+	m, _ := ModelFor(cfg)
+	if &st.ExportParams(m)[0][0] != &st.EMA[0][0] {
 		t.Fatal("export does not use the moving average")
 	}
 	st.Config.EMA = 0
-	if &st.ExportParams()[0][0] != &st.Params[0][0] {
+	if &st.ExportParams(m)[0][0] != &st.Params[0][0] {
 		t.Fatal("export with EMA off does not use the last parameters")
+	}
+}
+
+// TestInitShare: --init-share β exports β·θ₀ + (1 − β)·(moving average),
+// θ₀ the run's initial parameters; it is refused with the data-dependent
+// LSUV init.
+func TestInitShare(t *testing.T) {
+	cfg := smallConfig()
+	cfg.EMA, cfg.Steps = 0.5, 3
+	st, err := Run(context.Background(), cfg, mnistTrain(t, 100), RunOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := ModelFor(cfg)
+	init := NewState(cfg, m).Params
+	st.Config.InitShare = 0.25
+	got := st.ExportParams(m)
+	var moved float64
+	for i := range got {
+		for j, v := range got[i] {
+			want := 0.25*init[i][j] + 0.75*st.EMA[i][j]
+			if math.Abs(float64(v-want)) > 1e-6 {
+				t.Fatalf("tensor %d[%d] = %v, want %v", i, j, v, want)
+			}
+			moved = max(moved, math.Abs(float64(st.EMA[i][j]-init[i][j])))
+		}
+	}
+	if moved == 0 {
+		t.Fatal("the moving average equals the initial parameters: the test cannot tell them apart")
+	}
+	cfg.InitShare, cfg.Init = 0.5, InitLSUV
+	if err := cfg.Validate(); err == nil {
+		t.Error("init share with the lsuv init accepted")
+	}
+	cfg.InitShare, cfg.Init = 1, ""
+	if err := cfg.Validate(); err == nil {
+		t.Error("init share 1 accepted")
 	}
 }

@@ -93,7 +93,7 @@ func presetList() string {
 
 // resumeOverrides applies to a resumed run's recipe the settings that may
 // change on --resume when given: the learning rate and its schedule, the
-// moving average and the engine. The rest of the recipe stays as the
+// moving average, the initial parameters' share and the engine. The rest of the recipe stays as the
 // checkpoint has it.
 func (c *trainConfig) resumeOverrides(log *slog.Logger) func(*train.Config) {
 	return func(r *train.Config) {
@@ -103,6 +103,9 @@ func (c *trainConfig) resumeOverrides(log *slog.Logger) func(*train.Config) {
 		}
 		if c.given["ema"] {
 			r.EMA = c.Run.EMA
+		}
+		if c.given["init-share"] {
+			r.InitShare = c.Run.InitShare
 		}
 		if c.given["lr-final"] {
 			r.LRFinal = c.Run.LRFinal
@@ -220,6 +223,7 @@ func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.DecaySteps, "decay-steps", c.DecaySteps, "cosine learning-rate decay from --lr to --lr-final, ending at this update (0: constant)")
 	fs.Float64Var(&c.LRFinal, "lr-final", c.LRFinal, "learning rate at and after --decay-steps")
 	fs.Float64Var(&c.EMA, "ema", c.EMA, "export an exponential moving average of the parameters with this decay (e.g. 0.995; 0: the last parameters)")
+	fs.Float64Var(&c.InitShare, "init-share", c.InitShare, "export β·(initial parameters) + (1−β)·(the moving average or last parameters) with this β in [0, 1): weight-space interpolation with the untrained encoder; may change on --resume")
 	fs.IntVar(&c.Steps, "steps", c.Steps, "parameter updates (0: run for --duration)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "wall-clock budget (0: run for --steps)")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint interval in steps")

@@ -66,6 +66,14 @@ func TestResumeOverrides(t *testing.T) {
 	if r.LR != 2e-4 || r.Gamma != 0.005 || r.EMA != 0.99 {
 		t.Errorf("after resume overrides: lr %v (want 2e-4), γ %v (want the checkpoint's 0.005), ema %v (want 0.99)", r.LR, r.Gamma, r.EMA)
 	}
+	c, err = parseTrainFlags([]string{"--init-share", "0.3"}, func(string) string { return "" }, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.resumeOverrides(discardLogger())(&r)
+	if r.InitShare != 0.3 || r.LR != 2e-4 {
+		t.Errorf("after --init-share 0.3 on resume: init share %v, lr %v (want 0.3, the earlier 2e-4)", r.InitShare, r.LR)
+	}
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
