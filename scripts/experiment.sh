@@ -12,6 +12,9 @@
 # tree, so a later session on the same machine can resume them. One line per
 # evaluation is appended to $CEBM_RUNS/experiments.tsv:
 #   name  train_minutes  steps  knn1  pixel_knn1  split  flags
+# INIT_SHARES="0.4 0.5" also evaluates, after each increment, the last
+# parameters blended with the initial ones at each share (cebm train
+# --export-only --init-share), as "NAME(init 0.4)".
 set -euo pipefail
 name=$1; shift
 marks=$1; shift
@@ -30,19 +33,28 @@ for m in $marks; do
   # THREADS_FILE, if set, may change the thread count between increments.
   threads=()
   [ -n "${THREADS_FILE:-}" ] && [ -f "$THREADS_FILE" ] && threads=(--threads "$(cat "$THREADS_FILE")")
-  rm -f "$dir/model-last.onnx"
+  rm -f "$dir/model-last.onnx" "$dir"/model-init*.onnx
   "$bin" train --quiet --data "$data" --out "$dir" --steps 0 --duration "$((m - prev))m" $resume "${limit[@]}" "$@" "${threads[@]}" >>"$dir.log" 2>&1
   prev=$m
   # Training minutes so far, from the last metrics line (evaluations excluded).
   mins=$(tail -n 1 "$dir/metrics.jsonl" | sed -n 's/.*"elapsed_s":\([0-9.]*\).*/\1/p' | awk '{printf "%.1f", $1/60}')
   # With --ema the run also exports its last parameters: evaluate both.
-  for model in "$dir/model.onnx" "$dir/model-last.onnx"; do
+  models=("$dir/model.onnx" "$dir/model-last.onnx")
+  for b in ${INIT_SHARES:-}; do
+    "$bin" train --quiet --out "$dir" --export-only --ema 0 --init-share "$b" --export "$dir/model-init$b.onnx" >>"$dir.log" 2>&1
+    models+=("$dir/model-init$b.onnx")
+  done
+  for model in "${models[@]}"; do
     [ -f "$model" ] || continue
     json=$("$bin" eval --model "$model" --data "$data" --split "$split" --json "${threads[@]}" 2>>"$dir.log")
     knn=$(printf '%s' "$json" | sed -n 's/.*"knn1_accuracy": \([0-9.]*\).*/\1/p')
     pix=$(printf '%s' "$json" | sed -n 's/.*"pixel_knn1_accuracy": \([0-9.]*\).*/\1/p')
     steps=$(printf '%s' "$json" | sed -n 's/.*"steps": \([0-9]*\).*/\1/p')
-    label=$name; [ "$model" = "$dir/model-last.onnx" ] && label="$name(last)"
+    label=$name
+    case $model in
+      */model-last.onnx) label="$name(last)" ;;
+      */model-init*.onnx) b=${model##*/model-init}; label="$name(init ${b%.onnx})" ;;
+    esac
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$mins" "$steps" "$knn" "$pix" "$split" "$*" | tee -a "$runs/experiments.tsv"
   done
 done

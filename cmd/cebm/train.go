@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,8 +28,12 @@ type trainConfig struct {
 	Out    string
 	Resume bool
 	Export string
-	Quiet  bool
-	given  map[string]bool // flags set on the command line or environment
+	// ExportOnly writes --export from the run folder's checkpoint, with the
+	// settings --resume may change applied (--ema, --init-share), and
+	// trains nothing.
+	ExportOnly bool
+	Quiet      bool
+	given      map[string]bool // flags set on the command line or environment
 }
 
 // parseTrainFlags reads args and the environment; it returns nil, nil for
@@ -58,6 +63,7 @@ func parseTrainFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.StringVar(&c.Out, "out", "runs/mnist-cebm", "run folder: checkpoint, metrics.jsonl, curves.png, samples.png, model.onnx")
 	fs.BoolVar(&c.Resume, "resume", false, "continue from the run folder's checkpoint")
 	fs.StringVar(&c.Export, "export", "", "also write the trained encoder here (e.g. models/mnist-cebm.onnx)")
+	fs.BoolVar(&c.ExportOnly, "export-only", false, "write --export from the checkpoint in --out (with --ema, --init-share applied) and train nothing")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress bar")
 	deprecatedFlag(fs, "model", "kind", stderr, func(v string) error {
 		c.Run.Kind = train.Kind(v)
@@ -132,6 +138,9 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	cfg := tc.Run
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if tc.ExportOnly {
+		return exportCheckpoint(tc, env, log)
+	}
 	set, err := data.LoadEnv(cfg.Data, "train", env)
 	if err != nil {
 		return err
@@ -184,6 +193,32 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 		}
 		log.Info("exported", "path", p, "steps", st.Step, "ema", 0)
 	}
+	return nil
+}
+
+// exportCheckpoint is `cebm train --export-only`: the encoder of the run
+// folder's checkpoint, with what --resume may change applied, written to
+// --export.
+func exportCheckpoint(tc *trainConfig, env func(string) string, log *slog.Logger) error {
+	if tc.Export == "" {
+		return errors.New("train: --export-only needs --export PATH")
+	}
+	st, err := train.LoadCheckpoint(filepath.Join(tc.Out, train.CheckpointFile))
+	if err != nil {
+		return fmt.Errorf("train: --export-only: %w", err)
+	}
+	tc.resumeOverrides(log)(&st.Config)
+	if err := st.Config.Validate(); err != nil {
+		return fmt.Errorf("train: --export-only: %w", err)
+	}
+	set, err := data.LoadEnv(st.Config.Data, "test", env) // for its class names
+	if err != nil {
+		return err
+	}
+	if err := train.ExportModel(tc.Export, st, set.Classes); err != nil {
+		return fmt.Errorf("export %s: %w", tc.Export, err)
+	}
+	log.Info("exported", "path", tc.Export, "steps", st.Step, "ema", st.Config.EMA, "init_share", st.Config.InitShare)
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -77,3 +79,48 @@ func TestResumeOverrides(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestExportOnly: `cebm train --export-only` writes --export from a run
+// folder's checkpoint, with --init-share applied, and trains nothing; it
+// needs --export and a checkpoint, and says so.
+func TestExportOnly(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"train", "--quiet", "--data", "mnist", "--out", dir, "--steps", "2", "--sgld-steps", "2",
+		"--batch", "8", "--buffer", "16", "--ema", "0.5", "--train-limit", "200", "--threads", "1"}
+	if _, err := runCmd(t, nil, args...); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, train.CheckpointFile)
+	before, err := os.ReadFile(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, blended := filepath.Join(dir, "plain.onnx"), filepath.Join(dir, "blended.onnx")
+	if _, err := runCmd(t, nil, "train", "--out", dir, "--export-only", "--export", plain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCmd(t, nil, "train", "--out", dir, "--export-only", "--export", blended, "--init-share", "0.5"); err != nil {
+		t.Fatal(err)
+	}
+	a, errA := os.ReadFile(plain)
+	b, errB := os.ReadFile(blended)
+	trained, errC := os.ReadFile(filepath.Join(dir, train.ModelFile))
+	if errA != nil || errB != nil || errC != nil {
+		t.Fatal(errA, errB, errC)
+	}
+	if !bytes.Equal(a, trained) {
+		t.Error("--export-only without changes differs from the run's own export")
+	}
+	if bytes.Equal(a, b) {
+		t.Error("--init-share 0.5 exported the same parameters")
+	}
+	if after, _ := os.ReadFile(ckpt); !bytes.Equal(before, after) {
+		t.Error("--export-only changed the checkpoint")
+	}
+	if _, err := runCmd(t, nil, "train", "--out", dir, "--export-only"); err == nil || !strings.Contains(err.Error(), "--export") {
+		t.Errorf("no --export: err = %v", err)
+	}
+	if _, err := runCmd(t, nil, "train", "--out", t.TempDir(), "--export-only", "--export", plain); err == nil || !strings.Contains(err.Error(), "checkpoint") {
+		t.Errorf("no checkpoint: err = %v", err)
+	}
+}
