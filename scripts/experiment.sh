@@ -12,9 +12,10 @@
 # tree, so a later session on the same machine can resume them. One line per
 # evaluation is appended to $CEBM_RUNS/experiments.tsv:
 #   name  train_minutes  steps  knn1  pixel_knn1  split  flags
-# INIT_SHARES="0.4 0.5" also evaluates, after each increment, the last
-# parameters blended with the initial ones at each share (cebm train
-# --export-only --init-share), as "NAME(init 0.4)".
+# INIT_SHARES="0.1 0.2" also evaluates, after each increment, the
+# trajectory's average (the moving average with its start taken out; the
+# last parameters without --ema) blended with the initial parameters at
+# each share (cebm train --export-only --init-share), as "NAME(init 0.1)".
 set -euo pipefail
 name=$1; shift
 marks=$1; shift
@@ -41,7 +42,7 @@ for m in $marks; do
   # With --ema the run also exports its last parameters: evaluate both.
   models=("$dir/model.onnx" "$dir/model-last.onnx")
   for b in ${INIT_SHARES:-}; do
-    "$bin" train --quiet --out "$dir" --export-only --ema 0 --init-share "$b" --export "$dir/model-init$b.onnx" >>"$dir.log" 2>&1
+    "$bin" train --quiet --out "$dir" --export-only --init-share "$b" --export "$dir/model-init$b.onnx" >>"$dir.log" 2>&1
     models+=("$dir/model-init$b.onnx")
   done
   for model in "${models[@]}"; do

@@ -55,11 +55,13 @@ type Config struct {
 	LRFinal    float64 `json:"lr_final"`    // learning rate after DecaySteps
 
 	EMA float64 `json:"ema"` // decay of an exponential moving average of the parameters, exported instead of the last values; 0: off
-	// InitShare β, when > 0, exports β·θ₀ + (1 − β)·θ: θ the moving average
-	// (or the last parameters), θ₀ the run's initial parameters — a
-	// weight-space interpolation with the untrained encoder, chosen on the
-	// validation split like any other setting. A moving average started at
-	// θ₀ holds a share EMA^steps of it; this sets the share directly.
+	// InitShare β, when > 0, exports β·θ₀ + (1 − β)·θ̄: θ₀ the run's
+	// initial parameters, θ̄ the trajectory's average (the moving average
+	// with its starting point taken out; the last parameters without one;
+	// State.ExportParams) — a weight-space interpolation with the
+	// untrained encoder, chosen on the validation split like any other
+	// setting. A moving average started at θ₀ holds a share EMA^steps of
+	// it; this sets the share directly.
 	InitShare float64 `json:"init_share,omitempty"`
 
 	Steps           int           `json:"steps"`    // parameter updates; 0 means until Duration

@@ -33,8 +33,12 @@ func Metadata(st *State, m Model, classes []string) (modelfile.Meta, error) {
 		Steps:      st.Step,
 		WallTime:   st.Elapsed.Seconds(),
 		Config:     cfg,
-		Prior:      m.Prior(st.ExportParams(m)),
 	}
+	params, err := st.ExportParams(m)
+	if err != nil {
+		return modelfile.Meta{}, err
+	}
+	meta.Prior = m.Prior(params)
 	if m.Arch.C == 1 {
 		meta.Polarity = modelfile.LightOnDark
 	}
@@ -54,7 +58,11 @@ func ExportModel(path string, st *State, classes []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := ExportGraph(m, st.ExportParams(m), meta)
+	params, err := st.ExportParams(m)
+	if err != nil {
+		return err
+	}
+	b, err := ExportGraph(m, params, meta)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,10 @@ func (t *Trainer) AnnealedSamples(n int, seed uint64) ([]float32, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x616e6e65616c))
 	per := t.per
 	x := make([]float32, n*per)
+	params, err := t.State.ExportParams(t.Model)
+	if err != nil {
+		return nil, err
+	}
 	start := math.Sqrt(cfg.BaseVariance(cfg.SigmaMax))
 	for i := range x {
 		x[i] = float32(start * rng.NormFloat64())
@@ -36,7 +40,7 @@ func (t *Trainer) AnnealedSamples(n int, seed uint64) ([]float32, error) {
 		sigma := cfg.SigmaMax * math.Pow(cfg.SigmaMin/cfg.SigmaMax, f)
 		alpha, ivar := annealStep*cfg.BaseVariance(sigma), cfg.BasePrecision(sigma)
 		for k := 0; k < annealSteps; k++ {
-			_, gx, err := t.engine.EnergyGrad(t.State.ExportParams(t.Model), x)
+			_, gx, err := t.engine.EnergyGrad(params, x)
 			if err != nil {
 				return nil, err
 			}
@@ -47,7 +51,7 @@ func (t *Trainer) AnnealedSamples(n int, seed uint64) ([]float32, error) {
 		}
 	}
 	// Tweedie's estimate at the smallest level: x − v·∂E′/∂x.
-	_, gx, err := t.engine.EnergyGrad(t.State.ExportParams(t.Model), x)
+	_, gx, err := t.engine.EnergyGrad(params, x)
 	if err != nil {
 		return nil, err
 	}

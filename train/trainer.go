@@ -23,6 +23,10 @@ type State struct {
 	Elapsed time.Duration // training wall time so far
 	Params  [][]float32
 	EMA     [][]float32 // moving average of Params (Config.EMA > 0)
+	// EMAStart is the update after which the moving average started, at
+	// the parameters of that update (1 when it ran from the start; 0 in
+	// checkpoints from before it was recorded, which also started at 1).
+	EMAStart int
 	AdamM   [][]float32
 	AdamV   [][]float32
 	Buffer  []float32 // replay buffer, BufferSize images
@@ -410,6 +414,7 @@ func (t *Trainer) updateEMA() {
 		for i, p := range s.Params {
 			s.EMA[i] = append([]float32(nil), p...)
 		}
+		s.EMAStart = s.Step + 1 // the update being made
 		return
 	}
 	for i, p := range s.Params {
@@ -421,17 +426,35 @@ func (t *Trainer) updateEMA() {
 }
 
 // ExportParams are the parameters a model is exported with: the moving
-// average when one is kept, else the last values; with Config.InitShare β,
-// β·θ₀ + (1 − β)· those, θ₀ the initial parameters (frozen tensors, such
-// as a fitted whitening map, as they are). m is the state's model.
-func (s *State) ExportParams(m Model) [][]float32 {
+// average when one is kept, else the last values. m is the state's model.
+//
+// With Config.InitShare β it is β·θ₀ + (1 − β)·θ̄, θ₀ the initial
+// parameters and θ̄ the average of the trajectory: with a moving average,
+// the average with its starting point taken out (bias-corrected as Adam's
+// moments are: the average after n updates holds a share dⁿ of where it
+// started, so θ̄ = (EMA − dⁿ·θ₀)/(1 − dⁿ), weights ∝ d^(n−k) on the updates
+// after the first); without one, the last parameters. The average starts
+// at the parameters after the first update, one Adam step from θ₀; that
+// step enters θ̄ scaled by dⁿ/(1 − dⁿ) (≈ 2.9 at dⁿ = ¾). A moving average
+// turned on by a resume did not start near θ₀ and cannot be corrected:
+// that is an error. Frozen tensors (a fitted whitening map) are exported
+// as they are.
+func (s *State) ExportParams(m Model) ([][]float32, error) {
+	ema := len(s.EMA) == len(s.Params) && s.Config.EMA > 0
 	p := s.Params
-	if len(s.EMA) == len(s.Params) && s.Config.EMA > 0 {
+	if ema {
 		p = s.EMA
 	}
-	beta := float32(s.Config.InitShare)
+	beta := s.Config.InitShare
 	if beta == 0 {
-		return p
+		return p, nil
+	}
+	share := 0.0 // of θ₀ in p
+	if ema {
+		if s.EMAStart > 1 {
+			return nil, fmt.Errorf("init share: the moving average started at update %d, not at the initial parameters; export with --ema 0", s.EMAStart)
+		}
+		share = math.Pow(s.Config.EMA, float64(s.Step-1))
 	}
 	_, rng := initStream(s.Config)
 	init := m.InitParams(rng)
@@ -444,10 +467,11 @@ func (s *State) ExportParams(m Model) [][]float32 {
 		}
 		out[i] = make([]float32, len(v))
 		for j := range v {
-			out[i][j] = beta*init[i][j] + (1-beta)*v[j]
+			avg := (float64(v[j]) - share*float64(init[i][j])) / (1 - share)
+			out[i][j] = float32(beta*float64(init[i][j]) + (1-beta)*avg)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // SyncRNG stores the random stream's position in the state (before a

@@ -304,18 +304,19 @@ func TestEMA(t *testing.T) {
 		t.Fatal("moving average equals the last parameters after 3 steps")
 	}
 	m, _ := ModelFor(cfg)
-	if &st.ExportParams(m)[0][0] != &st.EMA[0][0] {
+	if p, _ := st.ExportParams(m); &p[0][0] != &st.EMA[0][0] {
 		t.Fatal("export does not use the moving average")
 	}
 	st.Config.EMA = 0
-	if &st.ExportParams(m)[0][0] != &st.Params[0][0] {
+	if p, _ := st.ExportParams(m); &p[0][0] != &st.Params[0][0] {
 		t.Fatal("export with EMA off does not use the last parameters")
 	}
 }
 
-// TestInitShare: --init-share β exports β·θ₀ + (1 − β)·(moving average),
-// θ₀ the run's initial parameters; it is refused with the data-dependent
-// LSUV init.
+// TestInitShare: --init-share β exports β·θ₀ + (1 − β)·θ̄, θ₀ the run's
+// initial parameters and θ̄ the moving average with its start taken out
+// (or the last parameters without one); a moving average turned on by a
+// resume is refused, and so is the data-dependent LSUV init.
 func TestInitShare(t *testing.T) {
 	cfg := smallConfig()
 	cfg.EMA, cfg.Steps = 0.5, 3
@@ -323,22 +324,46 @@ func TestInitShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st.EMAStart != 1 {
+		t.Fatalf("moving average started after update %d, want 1", st.EMAStart)
+	}
 	m, _ := ModelFor(cfg)
 	init := NewState(cfg, m).Params
-	st.Config.InitShare = 0.25
-	got := st.ExportParams(m)
-	var moved float64
-	for i := range got {
-		for j, v := range got[i] {
-			want := 0.25*init[i][j] + 0.75*st.EMA[i][j]
-			if math.Abs(float64(v-want)) > 1e-6 {
-				t.Fatalf("tensor %d[%d] = %v, want %v", i, j, v, want)
+	check := func(name string, beta float64, want func(i, j int) float64) {
+		t.Helper()
+		st.Config.InitShare = beta
+		got, err := st.ExportParams(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			for j, v := range got[i] {
+				if w := want(i, j); math.Abs(float64(v)-w) > 1e-5*max(1, math.Abs(w)) {
+					t.Fatalf("%s: tensor %d[%d] = %v, want %v", name, i, j, v, w)
+				}
 			}
-			moved = max(moved, math.Abs(float64(st.EMA[i][j]-init[i][j])))
+		}
+	}
+	// After 3 updates the average holds d² = ¼ of where it started (≈ θ₀).
+	avg := func(i, j int) float64 { return (float64(st.EMA[i][j]) - 0.25*float64(init[i][j])) / 0.75 }
+	check("β 0.25 on the average", 0.25, func(i, j int) float64 { return 0.25*float64(init[i][j]) + 0.75*avg(i, j) })
+	// β = dⁿ, the average's own share, reproduces the moving average.
+	check("β = the average's own share", 0.25, func(i, j int) float64 { return float64(st.EMA[i][j]) })
+	st.Config.EMA = 0
+	check("β 0.4 on the last parameters", 0.4, func(i, j int) float64 { return 0.4*float64(init[i][j]) + 0.6*float64(st.Params[i][j]) })
+	st.Config.EMA, st.EMAStart = 0.5, 2
+	st.Config.InitShare = 0.3
+	if _, err := st.ExportParams(m); err == nil {
+		t.Error("init share accepted a moving average that started at update 2")
+	}
+	var moved float64
+	for i := range init {
+		for j := range init[i] {
+			moved = max(moved, math.Abs(float64(st.Params[i][j]-init[i][j])))
 		}
 	}
 	if moved == 0 {
-		t.Fatal("the moving average equals the initial parameters: the test cannot tell them apart")
+		t.Fatal("the parameters equal the initial ones: the test cannot tell them apart")
 	}
 	cfg.InitShare, cfg.Init = 0.5, InitLSUV
 	if err := cfg.Validate(); err == nil {
