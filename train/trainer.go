@@ -27,10 +27,10 @@ type State struct {
 	// the parameters of that update (1 when it ran from the start; 0 in
 	// checkpoints from before it was recorded, which also started at 1).
 	EMAStart int
-	AdamM   [][]float32
-	AdamV   [][]float32
-	Buffer  []float32 // replay buffer, BufferSize images
-	RNG     []byte    // PCG state
+	AdamM    [][]float32
+	AdamV    [][]float32
+	Buffer   []float32 // replay buffer, BufferSize images
+	RNG      []byte    // PCG state
 }
 
 // Metrics describe one parameter update.
