@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	case f.readme != "":
 		return updateReadme(f.readme, f.args)
 	case f.labBook != "":
-		return plotLabBook(f.labBook, f.plotOut, f.split, f.name)
+		return plotLabBook(f.labBook, f.plotOut, f.split, f.name, f.plotRuns)
 	case len(f.args) > 0:
 		return fmt.Errorf("eval: unexpected arguments %q", f.args)
 	}
@@ -112,6 +113,7 @@ type evalFlags struct {
 	opt                                    eval.Options
 	name, out, suite, oodData, probeLabels string
 	split, labBook, plotOut, readme        string
+	plotRuns                               string // regexp of the runs --plot-lab-book draws
 	asJSON                                 bool
 	trainLimit, testLimit, valN            int
 	args                                   []string // after the flags
@@ -152,6 +154,7 @@ func parseEvalFlags(args []string, env func(string) string, stderr io.Writer) (*
 	fs.IntVar(&f.valN, "val-n", 10000, "images held out of the training split by --split val")
 	fs.StringVar(&f.labBook, "plot-lab-book", "", "draw 1-NN against training minutes from this lab-book TSV (scripts/experiment.sh) into --plot-out, then stop")
 	fs.StringVar(&f.plotOut, "plot-out", "docs/experiments-knn1.png", "picture written by --plot-lab-book")
+	fs.StringVar(&f.plotRuns, "plot-runs", "", "with --plot-lab-book: draw only the runs whose name matches this regular expression")
 	fs.StringVar(&f.readme, "update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments, then stop")
 	if _, err := parseFlags("eval", fs, args, env); err != nil {
 		if err == flag.ErrHelp {
@@ -360,7 +363,11 @@ func updateReadme(readme string, dirs []string) error {
 
 // plotLabBook draws the lab book's picture: 1-NN on one split against
 // training minutes, a line per run, pixels as a horizontal line.
-func plotLabBook(tsv, out, split, name string) error {
+func plotLabBook(tsv, out, split, name, runs string) error {
+	re, err := regexp.Compile(runs)
+	if err != nil {
+		return fmt.Errorf("--plot-runs: %w", err)
+	}
 	f, err := os.Open(tsv)
 	if err != nil {
 		return err
@@ -370,6 +377,7 @@ func plotLabBook(tsv, out, split, name string) error {
 	if err != nil {
 		return err
 	}
+	pts = slices.DeleteFunc(pts, func(p eval.LabPoint) bool { return !re.MatchString(p.Run) })
 	title := cmp.Or(name, "mnist") + ": 1-NN of posterior means, " + split + " split"
 	return eval.LabCurvesPNG(out, pts, split, title)
 }
