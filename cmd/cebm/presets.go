@@ -68,7 +68,7 @@ func presets() map[string]preset {
 			onOneDNN(withInitShare(withAverage(withMixture(sessionRecipe("mnist", train.CEBM, 7394)), 0.9999375), 0.3))},
 		"fashion-mnist-cebm": {"models/fashion-mnist-cebm.onnx: 1,500 updates, the last parameters",
 			withoutAverage(withCosine(sessionRecipe("fashion-mnist", train.CEBM, 1500), 1500))},
-		"mnist-gmm-cebm": {"models/mnist-gmm-cebm.onnx: 544 updates (the run diverged at 562)",
-			withCosine(sessionRecipe("mnist", train.GMMCEBM, 544), 1500)},
+		"mnist-gmm-cebm": {"models/mnist-gmm-cebm.onnx: 2,400 updates on oneDNN, chains from the pixel mixture, 0.6·θ₀ + 0.4·(the trajectory's average)",
+			onOneDNN(withInitShare(withAverage(withMixture(sessionRecipe("mnist", train.GMMCEBM, 2400)), 0.999875), 0.6))},
 	}
 }
