@@ -229,6 +229,23 @@ func newDNNLFixtureScaled(t *testing.T, kind Kind, arch Arch, scale float32) dnn
 	return dnnlFixture{m: m, params: params, x: randVec(dnnlFixtureN*a.C*a.H*a.W, 5), e: e, nn: nn}
 }
 
+// checkParity fails t unless got has want's length and its largest
+// difference from want is within 1e-4 of want's largest magnitude, which
+// must be 0 exactly when zero says so. It returns the two.
+func checkParity(t *testing.T, name string, got, want []float32, zero bool) (worst, scale float64) {
+	t.Helper()
+	for i := range want {
+		scale = max(scale, math.Abs(float64(want[i])))
+		if i < len(got) {
+			worst = max(worst, math.Abs(float64(got[i]-want[i])))
+		}
+	}
+	if len(got) != len(want) || worst > 1e-4*scale || (scale == 0) != zero {
+		t.Errorf("%s: %d values (want %d), max |oneDNN − ORT| = %g, scale %g", name, len(got), len(want), worst, scale)
+	}
+	return worst, scale
+}
+
 // TestDNNLLangevinParity: oneDNN's E(x) and ∂E/∂x of the MNIST and CIFAR
 // CEBMs, IGEBMs and GMM-CEBMs equal the ONNX Runtime engine's within 1e-4
 // of their scale.
@@ -255,14 +272,7 @@ func TestDNNLLangevinParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			for name, pair := range map[string][2][]float32{"E": {gotE, wantE}, "E (energy step)": {onlyE, wantE}, "∂E/∂x": {gotDx, wantDx}} {
-				var scale, worst float64
-				for i := range pair[1] {
-					scale = max(scale, math.Abs(float64(pair[1][i])))
-					worst = max(worst, math.Abs(float64(pair[0][i]-pair[1][i])))
-				}
-				if worst > 1e-4*scale || scale == 0 {
-					t.Errorf("%s: max |oneDNN − ORT| = %g, scale %g", name, worst, scale)
-				}
+				worst, scale := checkParity(t, name, pair[0], pair[1], false)
 				t.Logf("%s: max |oneDNN − ORT| = %.3g, scale %.3g", name, worst, scale)
 			}
 		})
@@ -345,20 +355,9 @@ func TestDNNLParamGradParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			specs := m.ParamSpecs()
-			check := func(name string, g, w []float32) {
-				var scale, worst float64
-				for i := range w {
-					scale = max(scale, math.Abs(float64(w[i])))
-					worst = max(worst, math.Abs(float64(g[i]-w[i])))
-				}
-				if len(g) != len(w) || worst > 1e-4*scale || scale == 0 {
-					t.Errorf("%s: %d values (want %d), max |oneDNN − ORT| = %g, scale %g", name, len(g), len(w), worst, scale)
-				}
-			}
-			check("E", gotE, wantE)
-			for i := range specs {
-				check(specs[i].Name, got[i], want[i])
+			checkParity(t, "E", gotE, wantE, false)
+			for i, s := range m.ParamSpecs() {
+				checkParity(t, s.Name, got[i], want[i], false)
 			}
 		})
 	}
@@ -401,22 +400,11 @@ func TestDNNLScoreMatchingParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			check := func(name string, g, w []float32) {
-				var scale, worst float64
-				for i := range w {
-					scale = max(scale, math.Abs(float64(w[i])))
-					worst = max(worst, math.Abs(float64(g[i]-w[i])))
-				}
-				// An IGEBM's head bias shifts E by a constant: no part in ∂E/∂x.
-				zero := c.kind == IGEBM && name == "head.bias"
-				if len(g) != len(w) || worst > 1e-4*scale || (scale == 0) != zero {
-					t.Errorf("%s: %d values (want %d), max |oneDNN − ORT| = %g, scale %g", name, len(g), len(w), worst, scale)
-				}
-			}
-			check("E", gotE, wantE)
-			check("loss", gotL, wantL)
+			checkParity(t, "E", gotE, wantE, false)
+			checkParity(t, "loss", gotL, wantL, false)
 			for i, s := range f.m.ParamSpecs() {
-				check(s.Name, got[i], want[i])
+				// An IGEBM's head bias shifts E by a constant: no part in ∂E/∂x.
+				checkParity(t, s.Name, got[i], want[i], c.kind == IGEBM && s.Name == "head.bias")
 			}
 		})
 	}
