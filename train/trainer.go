@@ -24,9 +24,15 @@ type State struct {
 	Params  [][]float32
 	EMA     [][]float32 // moving average of Params (Config.EMA > 0)
 	// EMAStart is the update after which the moving average started, at
-	// the parameters of that update (1 when it ran from the start; 0 in
-	// checkpoints from before it was recorded, which also started at 1).
+	// the parameters of that update: 0 when it was seeded with the initial
+	// parameters θ₀, before the first update (EMAFromInit). Checkpoints
+	// written before EMAFromInit existed hold 0 or 1 and were seeded after
+	// the first update.
 	EMAStart int
+	// EMAFromInit is set when the moving average was seeded with θ₀, so
+	// that after n updates it holds exactly dⁿ·θ₀ (ExportParams takes it
+	// out). Older runs seeded it with θ₁, one Adam step away.
+	EMAFromInit bool
 	AdamM    [][]float32
 	AdamV    [][]float32
 	Buffer   []float32 // replay buffer, BufferSize images
@@ -219,6 +225,7 @@ func (t *Trainer) dsmStep() (Metrics, error) {
 // update applies the gradients (Adam, then the moving average), counts the
 // step and its time since start, and completes m.
 func (t *Trainer) update(grads [][]float32, start time.Time, m Metrics) Metrics {
+	t.seedEMA()
 	t.adam(grads)
 	t.updateEMA()
 	t.State.Step++
@@ -399,22 +406,29 @@ func (t *Trainer) adam(grads [][]float32) {
 	}
 }
 
-// updateEMA moves the parameters' moving average towards the new values.
-// It starts (or restarts, on a resume that turns it on) at the current
-// parameters.
+// seedEMA starts the moving average, when one is configured and not yet
+// kept, at the parameters before the update being made: θ₀ for a new run,
+// so that the average's share of its start is exactly dⁿ after n updates.
+// A resume that turns the average on seeds it where the run stands.
+func (t *Trainer) seedEMA() {
+	s := t.State
+	if s.Config.EMA == 0 || len(s.EMA) == len(s.Params) {
+		return
+	}
+	s.EMA = make([][]float32, len(s.Params))
+	for i, p := range s.Params {
+		s.EMA[i] = append([]float32(nil), p...)
+	}
+	s.EMAStart, s.EMAFromInit = s.Step, s.Step == 0
+}
+
+// updateEMA moves the parameters' moving average towards the new values
+// (seedEMA started it).
 func (t *Trainer) updateEMA() {
 	s := t.State
 	d := float32(s.Config.EMA)
 	if d == 0 {
 		s.EMA = nil
-		return
-	}
-	if len(s.EMA) != len(s.Params) {
-		s.EMA = make([][]float32, len(s.Params))
-		for i, p := range s.Params {
-			s.EMA[i] = append([]float32(nil), p...)
-		}
-		s.EMAStart = s.Step + 1 // the update being made
 		return
 	}
 	for i, p := range s.Params {
@@ -431,14 +445,14 @@ func (t *Trainer) updateEMA() {
 // With Config.InitShare β it is β·θ₀ + (1 − β)·θ̄, θ₀ the initial
 // parameters and θ̄ the average of the trajectory: with a moving average,
 // the average with its starting point taken out (bias-corrected as Adam's
-// moments are: the average after n updates holds a share dⁿ of where it
-// started, so θ̄ = (EMA − dⁿ·θ₀)/(1 − dⁿ), weights ∝ d^(n−k) on the updates
-// after the first); without one, the last parameters. The average starts
-// at the parameters after the first update, one Adam step from θ₀; that
-// step enters θ̄ scaled by dⁿ/(1 − dⁿ) (≈ 2.9 at dⁿ = ¾). A moving average
-// turned on by a resume did not start near θ₀ and cannot be corrected:
-// that is an error. Frozen tensors (a fitted whitening map) are exported
-// as they are.
+// moments are: the average seeded with θ₀ holds a share dⁿ of it after n
+// updates, so θ̄ = (EMA − dⁿ·θ₀)/(1 − dⁿ), weights ∝ d^(n−k) on θ₁…θₙ);
+// without one, the last parameters. A moving average that was not seeded
+// with θ₀ cannot be corrected exactly and is an error: one turned on by a
+// resume, and those of checkpoints written before EMAFromInit, which
+// started at θ₁ (the correction would scale Adam's first step by
+// dⁿ/(1 − dⁿ): ×124 after 129 updates at d = 0.9999375). Frozen tensors
+// (a fitted whitening map) are exported as they are.
 func (s *State) ExportParams(m Model) ([][]float32, error) {
 	ema := len(s.EMA) == len(s.Params) && s.Config.EMA > 0
 	p := s.Params
@@ -451,10 +465,10 @@ func (s *State) ExportParams(m Model) ([][]float32, error) {
 	}
 	share := 0.0 // of θ₀ in p
 	if ema {
-		if s.EMAStart > 1 {
-			return nil, fmt.Errorf("init share: the moving average started at update %d, not at the initial parameters; export with --ema 0", s.EMAStart)
+		if !s.EMAFromInit {
+			return nil, fmt.Errorf("init share: the moving average was seeded after update %d, not with the initial parameters (a resume turned it on, or the checkpoint predates exact seeding); export with --ema 0", max(s.EMAStart, 1))
 		}
-		share = math.Pow(s.Config.EMA, float64(s.Step-1))
+		share = math.Pow(s.Config.EMA, float64(s.Step))
 	}
 	_, rng := initStream(s.Config)
 	init := m.InitParams(rng)

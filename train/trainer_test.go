@@ -313,6 +313,62 @@ func TestEMA(t *testing.T) {
 	}
 }
 
+// TestTrajectoryAverage: the exported blend β·θ₀ + (1 − β)·θ̄ is the
+// trajectory average θ̄ = Σₖ (1 − d)·d^(n−k)·θₖ / (1 − dⁿ) over the
+// parameters after each update, θ₁…θₙ, recorded here one update at a time
+// — the first update's parameters with the same weight as the formula
+// gives them, not scaled up by the correction.
+func TestTrajectoryAverage(t *testing.T) {
+	cfg := smallConfig()
+	cfg.EMA, cfg.InitShare = 0.9, 0.3
+	m, _ := ModelFor(cfg)
+	st := NewState(cfg, m)
+	tr, err := NewTrainer(st, mnistTrain(t, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	theta0 := clone2(st.Params)
+	const n = 4
+	var traj [][][]float32
+	for k := 0; k < n; k++ {
+		if _, err := tr.Step(); err != nil {
+			t.Fatal(err)
+		}
+		traj = append(traj, clone2(st.Params))
+	}
+	got, err := st.ExportParams(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, dn := cfg.EMA, math.Pow(cfg.EMA, n)
+	var worst float64
+	for i := range got {
+		for j, v := range got[i] {
+			var avg float64
+			for k, p := range traj {
+				avg += (1 - d) * math.Pow(d, float64(n-1-k)) * float64(p[i][j])
+			}
+			avg /= 1 - dn
+			want := cfg.InitShare*float64(theta0[i][j]) + (1-cfg.InitShare)*avg
+			worst = max(worst, math.Abs(float64(v)-want))
+		}
+	}
+	// Adam's first step moves each weight by about the learning rate; an
+	// average seeded with θ₁ would be off by about lr·dⁿ/(1 − dⁿ)·(1 − β) ≈ 1.3e-4 (lr 1e-4).
+	if worst > 2e-6 {
+		t.Fatalf("exported blend differs from β·θ₀ + (1 − β)·θ̄ by %g", worst)
+	}
+}
+
+func clone2(p [][]float32) [][]float32 {
+	out := make([][]float32, len(p))
+	for i, v := range p {
+		out[i] = append([]float32(nil), v...)
+	}
+	return out
+}
+
 // TestInitShare: --init-share β exports β·θ₀ + (1 − β)·θ̄, θ₀ the run's
 // initial parameters and θ̄ the moving average with its start taken out
 // (or the last parameters without one); a moving average turned on by a
@@ -324,8 +380,8 @@ func TestInitShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.EMAStart != 1 {
-		t.Fatalf("moving average started after update %d, want 1", st.EMAStart)
+	if st.EMAStart != 0 || !st.EMAFromInit {
+		t.Fatalf("moving average seeded after update %d (from θ₀: %v), want θ₀", st.EMAStart, st.EMAFromInit)
 	}
 	m, _ := ModelFor(cfg)
 	init := NewState(cfg, m).Params
@@ -344,17 +400,21 @@ func TestInitShare(t *testing.T) {
 			}
 		}
 	}
-	// After 3 updates the average holds d² = ¼ of where it started (≈ θ₀).
-	avg := func(i, j int) float64 { return (float64(st.EMA[i][j]) - 0.25*float64(init[i][j])) / 0.75 }
+	// After 3 updates the average holds d³ = ⅛ of θ₀.
+	avg := func(i, j int) float64 { return (float64(st.EMA[i][j]) - 0.125*float64(init[i][j])) / 0.875 }
 	check("β 0.25 on the average", 0.25, func(i, j int) float64 { return 0.25*float64(init[i][j]) + 0.75*avg(i, j) })
 	// β = dⁿ, the average's own share, reproduces the moving average.
-	check("β = the average's own share", 0.25, func(i, j int) float64 { return float64(st.EMA[i][j]) })
+	check("β = the average's own share", 0.125, func(i, j int) float64 { return float64(st.EMA[i][j]) })
 	st.Config.EMA = 0
 	check("β 0.4 on the last parameters", 0.4, func(i, j int) float64 { return 0.4*float64(init[i][j]) + 0.6*float64(st.Params[i][j]) })
-	st.Config.EMA, st.EMAStart = 0.5, 2
+	st.Config.EMA, st.EMAStart, st.EMAFromInit = 0.5, 2, false
 	st.Config.InitShare = 0.3
 	if _, err := st.ExportParams(m); err == nil {
 		t.Error("init share accepted a moving average that started at update 2")
+	}
+	st.EMAStart = 1 // a checkpoint from before exact seeding: started at θ₁
+	if _, err := st.ExportParams(m); err == nil {
+		t.Error("init share accepted a moving average seeded with θ₁")
 	}
 	var moved float64
 	for i := range init {
