@@ -33,10 +33,10 @@ type State struct {
 	// that after n updates it holds exactly dⁿ·θ₀ (ExportParams takes it
 	// out). Older runs seeded it with θ₁, one Adam step away.
 	EMAFromInit bool
-	AdamM    [][]float32
-	AdamV    [][]float32
-	Buffer   []float32 // replay buffer, BufferSize images
-	RNG      []byte    // PCG state
+	AdamM       [][]float32
+	AdamV       [][]float32
+	Buffer      []float32 // replay buffer, BufferSize images
+	RNG         []byte    // PCG state
 }
 
 // Metrics describe one parameter update.
