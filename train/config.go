@@ -54,6 +54,10 @@ type Config struct {
 	DecaySteps int     `json:"decay_steps"` // cosine decay of the learning rate from LR to LRFinal, ending at this update; 0: constant
 	LRFinal    float64 `json:"lr_final"`    // learning rate after DecaySteps
 
+	// FreezeConvs keeps the convolutions at their initial (random) values:
+	// only the dense layers (and a GMM-CEBM's prior) learn.
+	FreezeConvs bool `json:"freeze_convs,omitempty"`
+
 	EMA float64 `json:"ema"` // decay of an exponential moving average of the parameters, exported instead of the last values; 0: off
 	// InitShare β, when > 0, exports β·θ₀ + (1 − β)·θ̄: θ₀ the run's
 	// initial parameters, θ̄ the trajectory's average (the moving average

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -154,7 +155,7 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 	}
 	t.xPos, t.xNeg = t.xBoth[:b*per], t.xBoth[b*per:]
 	for _, s := range m.ParamSpecs() {
-		t.frozen = append(t.frozen, s.Frozen)
+		t.frozen = append(t.frozen, s.Frozen || cfg.FreezeConvs && strings.HasPrefix(s.Name, "conv"))
 	}
 	for i := 0; i < b; i++ {
 		t.wa[i], t.wa[b+i] = 1/float32(b), -1/float32(b)

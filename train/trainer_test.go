@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cebm/cebm/data"
@@ -432,5 +433,24 @@ func TestInitShare(t *testing.T) {
 	cfg.InitShare, cfg.Init = 1, ""
 	if err := cfg.Validate(); err == nil {
 		t.Error("init share 1 accepted")
+	}
+}
+
+// TestFreezeConvs: with FreezeConvs the convolutions keep their initial
+// values and the dense layers still learn.
+func TestFreezeConvs(t *testing.T) {
+	cfg := smallConfig()
+	cfg.FreezeConvs, cfg.Steps, cfg.LR = true, 2, 1e-3
+	m, _ := ModelFor(cfg)
+	init := NewState(cfg, m).Params
+	st, err := Run(context.Background(), cfg, mnistTrain(t, 64), RunOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range m.ParamSpecs() {
+		same := slices.Equal(st.Params[i], init[i])
+		if conv := strings.HasPrefix(s.Name, "conv"); conv != same {
+			t.Errorf("%s: unchanged %v, want unchanged only for convolutions", s.Name, same)
+		}
 	}
 }
