@@ -103,7 +103,18 @@ func (r *Report) Markdown() string {
 	for _, bl := range r.Baselines {
 		w("| baseline `%s` (%s, %d steps) | %s | %s |\n", filepath.Base(bl.Model), bl.Kind, bl.Steps, pct(bl.KNN1Accuracy), paperKNN(bl.Kind, r.Data))
 	}
-	w("| pixels | %s | %s |\n\n", pct(r.PixelKNN1Accuracy), paperKNN("pixels", r.Data))
+	w("| pixels | %s | %s |\n", pct(r.PixelKNN1Accuracy), paperKNN("pixels", r.Data))
+	if r.PCA50KNN1Accuracy > 0 { // reports written before the PCA baseline have none
+		for _, c := range []struct {
+			k   int
+			acc float64
+		}{{30, r.PCA30KNN1Accuracy}, {50, r.PCA50KNN1Accuracy}, {80, r.PCA80KNN1Accuracy}} {
+			w("| PCA-%d of pixels | %s | – |\n", c.k, pct(c.acc))
+		}
+		w("\nPCA-k: the pixels projected onto the k leading principal directions of %d training images drawn at random (the first 50 carry %.1f %% of their variance), then 1-NN as above.\n",
+			r.Settings.PCAImages, 100*r.Settings.PCA50Variance)
+	}
+	w("\n")
 
 	if r.ProbeAccuracy != nil {
 		w("## Linear probe accuracy (%%) on the whole test split\n\n")
@@ -116,6 +127,9 @@ func (r *Report) Markdown() string {
 		}
 		if r.PixelProbeAccuracy != nil {
 			w("| pixels | %s | – |\n", probeCells(r.PixelProbeAccuracy, r.PixelProbeStd))
+		}
+		if r.PCA50ProbeAccuracy != nil {
+			w("| PCA-50 of pixels | %s | – |\n", probeCells(r.PCA50ProbeAccuracy, r.PCA50ProbeStd))
 		}
 		w("\n")
 	}
@@ -228,16 +242,22 @@ const (
 // name the folders holding each report's results.md and pictures.
 func ResultsTable(reports []*Report, dirs []string) string {
 	var b strings.Builder
-	b.WriteString("| model | kind | data | steps | 1-NN latent / pixels (%) | probe 1 / 10 / 100 / full (%) | OOD AUROC −E / −‖∇E‖ (×100) | results and pictures |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| model | kind | data | steps | 1-NN latent / PCA-50 / pixels (%) | probe 1 / 10 / 100 / full (%) | PCA-50 probe (%) | OOD AUROC −E / −‖∇E‖ (×100) | results and pictures |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	probe := func(acc map[string]float64) string {
+		if acc == nil {
+			return "–"
+		}
+		var p []string
+		for _, k := range append(probeKeys, "full") {
+			p = append(p, fmt.Sprintf("%.1f", 100*acc[k]))
+		}
+		return strings.Join(p, " / ")
+	}
 	for i, r := range reports {
-		probe := "–"
-		if r.ProbeAccuracy != nil {
-			var p []string
-			for _, k := range append(probeKeys, "full") {
-				p = append(p, fmt.Sprintf("%.1f", 100*r.ProbeAccuracy[k]))
-			}
-			probe = strings.Join(p, " / ")
+		pca := "–" // reports written before the PCA baseline have none
+		if r.PCA50KNN1Accuracy > 0 {
+			pca = pct(r.PCA50KNN1Accuracy)
 		}
 		var ood []string
 		for _, name := range oodOrder(r.OODAUROC) {
@@ -247,9 +267,9 @@ func ResultsTable(reports []*Report, dirs []string) string {
 		if len(ood) == 0 {
 			ood = []string{"–"}
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %d | %s / %s | %s | %s | `%s` |\n",
-			filepath.Base(r.Model), r.Kind, r.Data, r.Steps, pct(r.KNN1Accuracy), pct(r.PixelKNN1Accuracy),
-			probe, strings.Join(ood, "; "), filepath.ToSlash(dirs[i])+"/")
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %d | %s / %s / %s | %s | %s | %s | `%s` |\n",
+			filepath.Base(r.Model), r.Kind, r.Data, r.Steps, pct(r.KNN1Accuracy), pca, pct(r.PixelKNN1Accuracy),
+			probe(r.ProbeAccuracy), probe(r.PCA50ProbeAccuracy), strings.Join(ood, "; "), filepath.ToSlash(dirs[i])+"/")
 	}
 	return b.String()
 }

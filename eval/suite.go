@@ -34,20 +34,25 @@ type Options struct {
 	// make each iteration 6× dearer; MNIST's test accuracy is flat to
 	// ±0.05% from 50 to 200 iterations).
 	PixelProbeIters int
-	OODN            int // images per side of each OOD comparison
-	TSNEN           int // test latents in the 2-D map
-	TSNEOpt         TSNEOptions
-	Chains          int // SGLD samples drawn from noise
-	ChainSteps      int
-	Seed            uint64
-	Log             io.Writer // progress lines
+	// PCAImages is how many reference images, drawn at random (seeded by
+	// Seed), the PCA baseline's directions are fitted on; 0 (or more than
+	// there are): all of them.
+	PCAImages  int
+	OODN       int // images per side of each OOD comparison
+	TSNEN      int // test latents in the 2-D map
+	TSNEOpt    TSNEOptions
+	Chains     int // SGLD samples drawn from noise
+	ChainSteps int
+	Seed       uint64
+	Log        io.Writer // progress lines
 }
 
-// DefaultOptions: 10 seeds of 1, 10 and 100 labels per class, 2000 images
-// per OOD side and in the t-SNE map, 64 SGLD chains of 200 steps.
+// DefaultOptions: 10 seeds of 1, 10 and 100 labels per class, PCA fitted
+// on 20,000 reference images, 2000 images per OOD side and in the t-SNE
+// map, 64 SGLD chains of 200 steps.
 func DefaultOptions() Options {
 	return Options{
-		ProbeSeeds: 10, ProbeLabels: []int{1, 10, 100}, ProbeOpt: DefaultProbeOptions(), PixelProbeIters: 100,
+		ProbeSeeds: 10, ProbeLabels: []int{1, 10, 100}, ProbeOpt: DefaultProbeOptions(), PixelProbeIters: 100, PCAImages: 20000,
 		OODN: 2000, TSNEN: 2000, TSNEOpt: DefaultTSNEOptions(), Chains: 64, ChainSteps: 200, Seed: 1,
 		Log: io.Discard,
 	}
@@ -65,7 +70,13 @@ type Report struct {
 	Confusion         [][]float64 `json:"confusion"`
 	PixelConfusion    [][]float64 `json:"pixel_confusion"`
 	Classes           []string    `json:"classes"`
-	Seconds           float64     `json:"seconds"`
+	// PCA<k>KNN1Accuracy is the 1-NN accuracy of the pixels' projections
+	// onto their k leading principal directions (fitted on the reference
+	// split: Settings.PCAImages of its images), the linear baseline.
+	PCA30KNN1Accuracy float64 `json:"pca30_knn1_accuracy"`
+	PCA50KNN1Accuracy float64 `json:"pca50_knn1_accuracy"`
+	PCA80KNN1Accuracy float64 `json:"pca80_knn1_accuracy"`
+	Seconds           float64 `json:"seconds"`
 
 	TrainWallTime float64 `json:"train_wall_time_s"` // the model's training time (metadata)
 	Digest        string  `json:"sha256"`
@@ -80,6 +91,10 @@ type Report struct {
 	ProbeStd           map[string]float64 `json:"probe_std,omitempty"`
 	PixelProbeAccuracy map[string]float64 `json:"pixel_probe_accuracy,omitempty"`
 	PixelProbeStd      map[string]float64 `json:"pixel_probe_std,omitempty"`
+	// PCA50ProbeAccuracy and PCA50ProbeStd are the probes on the PCA-50
+	// projections, keyed as ProbeAccuracy.
+	PCA50ProbeAccuracy map[string]float64 `json:"pca50_probe_accuracy,omitempty"`
+	PCA50ProbeStd      map[string]float64 `json:"pca50_probe_std,omitempty"`
 	// OODAUROC is keyed by OOD set, then score (neg_energy, neg_grad_norm).
 	OODAUROC map[string]OODScore `json:"ood_auroc,omitempty"`
 	// OODImages counts the images of each side ("in-distribution" and each
@@ -112,15 +127,20 @@ type Settings struct {
 	ProbeL2      float64 `json:"probe_l2"`
 	ProbeMaxIter int     `json:"probe_max_iter"`
 	PixelMaxIter int     `json:"pixel_probe_max_iter"`
-	ProbeSeeds   int     `json:"probe_seeds"`
-	OODImages    int     `json:"ood_images_per_side"`
-	TSNEPoints   int     `json:"tsne_points"`
-	TSNEPerplex  float64 `json:"tsne_perplexity"`
-	SGLDChains   int     `json:"sgld_chains"`
-	SGLDSteps    int     `json:"sgld_steps"`
-	SGLDStep     float64 `json:"sgld_step"`
-	SGLDNoise    float64 `json:"sgld_noise"`
-	Seed         uint64  `json:"seed"`
+	// PCAImages is how many reference images the PCA directions were
+	// fitted on; PCA50Variance the fraction of their variance that the
+	// first 50 directions carry.
+	PCAImages     int     `json:"pca_fit_images"`
+	PCA50Variance float64 `json:"pca50_variance_explained"`
+	ProbeSeeds    int     `json:"probe_seeds"`
+	OODImages     int     `json:"ood_images_per_side"`
+	TSNEPoints    int     `json:"tsne_points"`
+	TSNEPerplex   float64 `json:"tsne_perplexity"`
+	SGLDChains    int     `json:"sgld_chains"`
+	SGLDSteps     int     `json:"sgld_steps"`
+	SGLDStep      float64 `json:"sgld_step"`
+	SGLDNoise     float64 `json:"sgld_noise"`
+	Seed          uint64  `json:"seed"`
 }
 
 // Picture files in the output folder.
@@ -186,6 +206,10 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		}
 		timing("pixel_probe")
 	}
+	if err := pcaBaseline(ctx, opt, r, logf); err != nil {
+		return nil, err
+	}
+	timing("pca")
 
 	for _, b := range opt.Baselines {
 		br, bem, _, err := evalModel(ctx, opt, b, false, logf)
@@ -216,6 +240,81 @@ func findSet(sets []*data.Set, name string) *data.Set {
 		}
 	}
 	return nil
+}
+
+// PCAComponents are the PCA baselines' sizes for 1-NN (the fields
+// pca<k>_knn1_accuracy); the probes run on PCAProbeComponents.
+var PCAComponents = [...]int{30, 50, 80}
+
+// PCAProbeComponents is the PCA baseline the probes run on.
+const PCAProbeComponents = 50
+
+// pcaBaseline fits principal directions on the reference split's images
+// (opt.PCAImages of them, drawn at random) and scores 1-NN of the test
+// split's projections against the reference split's for each of
+// PCAComponents, and with opt.Probe the probes on PCA-50.
+func pcaBaseline(ctx context.Context, opt Options, r *Report, logf func(string, ...any)) error {
+	per, classes := opt.Train.Size(), len(opt.Train.Classes)
+	kMax := PCAComponents[len(PCAComponents)-1]
+	if per < kMax {
+		logf("PCA: images of %d values, fewer than %d: no PCA baseline", per, kMax)
+		return nil
+	}
+	fit := opt.Train.Images
+	if opt.PCAImages > 0 && opt.PCAImages < opt.Train.N {
+		fit = subset(fit, opt.Train.N, per, opt.PCAImages, rand.New(rand.NewPCG(opt.Seed, 0x9ca)))
+	}
+	t0 := time.Now()
+	p, err := FitPCA(ctx, fit, per, kMax)
+	if err != nil {
+		return err
+	}
+	r.Settings.PCAImages = len(fit) / per
+	zTrain, err := p.Project(ctx, opt.Train.Images, kMax)
+	if err != nil {
+		return err
+	}
+	zTest, err := p.Project(ctx, opt.Test.Images, kMax)
+	if err != nil {
+		return err
+	}
+	logf("PCA: %d directions fitted on %d images and %d images projected in %.1f s", kMax, r.Settings.PCAImages, opt.Train.N+opt.Test.N, time.Since(t0).Seconds())
+	field := map[int]*float64{30: &r.PCA30KNN1Accuracy, 50: &r.PCA50KNN1Accuracy, 80: &r.PCA80KNN1Accuracy}
+	for _, k := range PCAComponents {
+		knn, err := KNN(ctx, prefix(zTrain, kMax, k), opt.Train.Labels, prefix(zTest, kMax, k), opt.Test.Labels, k, 1, classes)
+		if err != nil {
+			return err
+		}
+		*field[k] = knn.Accuracy
+		logf("1-NN, PCA-%d of pixels: %.4f", k, knn.Accuracy)
+	}
+	k := PCAProbeComponents
+	var top float64
+	for _, v := range p.Variances[:k] {
+		top += v
+	}
+	r.Settings.PCA50Variance = top / p.TotalVariance
+	if opt.Probe {
+		z := prefix(zTrain, kMax, k)
+		r.PCA50ProbeAccuracy, r.PCA50ProbeStd, err = probes(ctx, opt, z, prefix(zTest, kMax, k), k, fmt.Sprintf("PCA-%d", k), logf)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prefix keeps the first k of every dim values of z.
+func prefix(z []float32, dim, k int) []float32 {
+	if k == dim {
+		return z
+	}
+	n := len(z) / dim
+	out := make([]float32, n*k)
+	for i := range n {
+		copy(out[i*k:(i+1)*k], z[i*dim:i*dim+k])
+	}
+	return out
 }
 
 // evalModel runs 1-NN, the probes and the OOD scores of one exported model.

@@ -59,7 +59,8 @@ func oodCounterpart(name string) string {
 }
 
 // runEval is `cebm eval`: 1-NN accuracy of posterior means (test split
-// against training split, squared L2) beside the pixel-space baseline and,
+// against training split, squared L2) beside the pixel-space and PCA
+// baselines and,
 // with --suite or --out, the linear probes, OOD detection and pictures.
 //
 // Without --out the default suite is knn (the fast 1-NN check the trainer
@@ -143,6 +144,7 @@ func parseEvalFlags(args []string, env func(string) string, stderr io.Writer) (*
 	fs.Float64Var(&o.ProbeOpt.L2, "probe-l2", o.ProbeOpt.L2, "probe L2 weight λ (mean cross-entropy + λ/2·‖W‖²)")
 	fs.IntVar(&o.ProbeOpt.MaxIter, "probe-iters", o.ProbeOpt.MaxIter, "probe L-BFGS iterations at most")
 	fs.IntVar(&o.PixelProbeIters, "pixel-probe-iters", o.PixelProbeIters, "pixel-space probe L-BFGS iterations at most")
+	fs.IntVar(&o.PCAImages, "pca-images", o.PCAImages, "training images (drawn at random) the PCA baseline's directions are fitted on (0: all)")
 	fs.IntVar(&o.TSNEN, "tsne-n", o.TSNEN, "test latents in the t-SNE map")
 	fs.IntVar(&o.TSNEOpt.Iterations, "tsne-iters", o.TSNEOpt.Iterations, "t-SNE iterations")
 	fs.IntVar(&o.Chains, "chains", o.Chains, "SGLD samples drawn from noise")
@@ -289,6 +291,10 @@ func runSuite(ctx context.Context, opt eval.Options, out string) (*eval.Report, 
 func printReport(w io.Writer, r *eval.Report, out string) {
 	fmt.Fprintf(w, "model %s (%s, %d steps) on %s: %d test vs %d train images\n", r.Model, r.Kind, r.Steps, r.Data, r.TestImages, r.TrainImages)
 	fmt.Fprintf(w, "1-NN accuracy, latent space: %.4f\n1-NN accuracy, pixel space:  %.4f\n", r.KNN1Accuracy, r.PixelKNN1Accuracy)
+	if r.PCA50KNN1Accuracy > 0 {
+		fmt.Fprintf(w, "1-NN accuracy, PCA-30 / 50 / 80 of pixels: %.4f / %.4f / %.4f (directions from %d training images)\n",
+			r.PCA30KNN1Accuracy, r.PCA50KNN1Accuracy, r.PCA80KNN1Accuracy, r.Settings.PCAImages)
+	}
 	fmt.Fprintf(w, "confusion (rows: true class, fractions):\n")
 	for i, row := range r.Confusion {
 		fmt.Fprintf(w, "  %-12.12s", r.Classes[i])
@@ -311,6 +317,9 @@ func printReport(w io.Writer, r *eval.Report, out string) {
 	}
 	if r.PixelProbeAccuracy != nil {
 		probe("pixel space ", r.PixelProbeAccuracy, r.PixelProbeStd)
+	}
+	if r.PCA50ProbeAccuracy != nil {
+		probe("PCA-50      ", r.PCA50ProbeAccuracy, r.PCA50ProbeStd)
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.OODAUROC)) {
 		s := r.OODAUROC[name]

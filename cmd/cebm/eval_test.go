@@ -77,10 +77,21 @@ func TestEvalSuiteSmall(t *testing.T) {
 			t.Errorf("no %q in the JSON", k)
 		}
 	}
-	probe, _ := r["probe_accuracy"].(map[string]any)
-	for _, k := range []string{"1", "10", "full"} {
-		if v, ok := probe[k].(float64); !ok || v < 0 || v > 1 {
-			t.Errorf("probe_accuracy[%q] = %v", k, probe[k])
+	for _, k := range []string{"pca30_knn1_accuracy", "pca50_knn1_accuracy", "pca80_knn1_accuracy"} {
+		if v, ok := r[k].(float64); !ok || v <= 0 || v > 1 {
+			t.Errorf("%s = %v", k, r[k])
+		}
+	}
+	// Fewer training images than --pca-images: the directions come from all.
+	if s, _ := r["settings"].(map[string]any); s["pca_fit_images"] != r["train_images"] {
+		t.Errorf("PCA fitted on %v images of %v", s["pca_fit_images"], r["train_images"])
+	}
+	for _, key := range []string{"probe_accuracy", "pca50_probe_accuracy"} {
+		probe, _ := r[key].(map[string]any)
+		for _, k := range []string{"1", "10", "full"} {
+			if v, ok := probe[k].(float64); !ok || v < 0 || v > 1 {
+				t.Errorf("%s[%q] = %v", key, k, probe[k])
+			}
 		}
 	}
 	ood, _ := r["ood_auroc"].(map[string]any)
@@ -112,7 +123,7 @@ func TestEvalSuiteSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## 1-NN accuracy", "## Linear probe", " | – | ", "## Out-of-distribution", other + " (40)", "constant (40)", "![t-SNE](tsne.png)", "| baseline `mnist-cebm.onnx` (cebm, "} {
+	for _, want := range []string{"## 1-NN accuracy", "## Linear probe", " | – | ", "## Out-of-distribution", other + " (40)", "constant (40)", "![t-SNE](tsne.png)", "| baseline `mnist-cebm.onnx` (cebm, ", "| PCA-50 of pixels | "} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
@@ -128,7 +139,7 @@ func TestEvalSuiteSmall(t *testing.T) {
 		}
 	}
 	b, _ := os.ReadFile(readme)
-	if s := string(b); strings.Count(s, "<!-- results:begin -->") != 1 || !strings.Contains(s, "text that stays") || !strings.Contains(s, "| `mnist-cebm.onnx` | cebm | "+set+" |") {
+	if s := string(b); strings.Count(s, "<!-- results:begin -->") != 1 || !strings.Contains(s, "text that stays") || !strings.Contains(s, "| `mnist-cebm.onnx` | cebm | "+set+" |") || !strings.Contains(s, "| 1-NN latent / PCA-50 / pixels (%) |") {
 		t.Errorf("README after the update:\n%s", s)
 	}
 }
@@ -141,11 +152,11 @@ func TestEvalDefaultIsKNN(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stdout)
 	}
-	if !strings.Contains(stdout, `"knn1_accuracy"`) || strings.Contains(stdout, "probe_accuracy") || strings.Contains(stdout, "ood_auroc") {
+	if !strings.Contains(stdout, `"knn1_accuracy"`) || !strings.Contains(stdout, `"pca50_knn1_accuracy"`) || strings.Contains(stdout, "probe_accuracy") || strings.Contains(stdout, "ood_auroc") {
 		t.Errorf("output:\n%s", stdout)
 	}
 	out, err := runCmd(t, nil, "eval", "--model", shippedModel, "--data", set)
-	if err != nil || !strings.Contains(out, "1-NN accuracy, latent space: ") || !strings.Contains(out, "1-NN accuracy, pixel space:  ") {
+	if err != nil || !strings.Contains(out, "1-NN accuracy, latent space: ") || !strings.Contains(out, "1-NN accuracy, pixel space:  ") || !strings.Contains(out, "1-NN accuracy, PCA-30 / 50 / 80 of pixels: ") {
 		t.Errorf("plain output (%v):\n%s", err, out)
 	}
 }
