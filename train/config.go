@@ -54,6 +54,12 @@ type Config struct {
 	DecaySteps int     `json:"decay_steps"` // cosine decay of the learning rate from LR to LRFinal, ending at this update; 0: constant
 	LRFinal    float64 `json:"lr_final"`    // learning rate after DecaySteps
 
+	// LookaheadK, when > 0, wraps Adam in Lookahead: every K updates the
+	// slow weights move LookaheadAlpha of the way to the fast ones and the
+	// fast ones restart there (Trainer.lookahead).
+	LookaheadK     int     `json:"lookahead_k,omitempty"`
+	LookaheadAlpha float64 `json:"lookahead_alpha,omitempty"`
+
 	// FreezeConvs keeps the convolutions at their initial (random) values:
 	// only the dense layers (and a GMM-CEBM's prior) learn.
 	FreezeConvs bool `json:"freeze_convs,omitempty"`
@@ -142,6 +148,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("whiten %v, whiten-eps %v: want a power in [0, 1] and eps > 0", c.Whiten, c.WhitenEps)
 	case c.Engine != "" && c.Engine != EngineORT && c.Engine != EngineOneDNN:
 		return fmt.Errorf("engine %q: want %s or %s", c.Engine, EngineORT, EngineOneDNN)
+	case c.LookaheadK < 0 || (c.LookaheadK > 0 && (c.LookaheadAlpha <= 0 || c.LookaheadAlpha > 1)):
+		return fmt.Errorf("lookahead %d, alpha %v: want K ≥ 0 and 0 < α ≤ 1", c.LookaheadK, c.LookaheadAlpha)
 	case c.Whiten > 0 && c.Init == InitLSUV:
 		return errors.New("whiten and the lsuv init do not combine")
 	case c.BaseSigma < 0:

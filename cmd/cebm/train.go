@@ -257,6 +257,8 @@ func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.Warmup, "warmup", c.Warmup, "linear learning-rate warm-up over this many updates")
 	fs.IntVar(&c.DecaySteps, "decay-steps", c.DecaySteps, "cosine learning-rate decay from --lr to --lr-final, ending at this update (0: constant)")
 	fs.Float64Var(&c.LRFinal, "lr-final", c.LRFinal, "learning rate at and after --decay-steps")
+	fs.IntVar(&c.LookaheadK, "lookahead", c.LookaheadK, "Lookahead around Adam: every K updates the slow weights move --lookahead-alpha of the way to Adam's and Adam restarts from them (0: off)")
+	fs.Float64Var(&c.LookaheadAlpha, "lookahead-alpha", 0.5, "Lookahead's share α")
 	fs.BoolVar(&c.FreezeConvs, "freeze-convs", c.FreezeConvs, "keep the convolutions at their random initial values; only the dense layers learn")
 	fs.Float64Var(&c.EMA, "ema", c.EMA, "export an exponential moving average of the parameters with this decay (e.g. 0.995; 0: the last parameters)")
 	fs.Float64Var(&c.InitShare, "init-share", c.InitShare, "export β·(initial parameters) + (1−β)·(the trajectory's average: the moving average with its start taken out, or the last parameters) with this β in [0, 1); may change on --resume")
