@@ -42,13 +42,14 @@ type Config struct {
 	Gamma     float64 `json:"gamma"`      // energy L2 weight γ
 	DataNoise float64 `json:"data_noise"` // std of the noise added to x+
 
-	SGLDSteps  int     `json:"sgld_steps"`  // L
-	SGLDStep   float64 `json:"sgld_step"`   // α/2: x ← x − (α/2)·∇E + σ·ε
-	SGLDNoise  float64 `json:"sgld_noise"`  // σ
-	BufferSize int     `json:"buffer_size"` // replay buffer
-	ReinitProb float64 `json:"reinit_prob"` // chance a chain restarts
-	ReinitFrom string  `json:"reinit_from"` // where chains (re)start: "uniform" U(−1, 1), "data" (a training image + data noise) or "mixture" (a PixelMixture fitted to the training images)
-	YoungSteps int     `json:"young_steps"` // extra Langevin steps for chains that (re)start this update
+	SGLDSteps  int     `json:"sgld_steps"`            // L
+	SGLDStep   float64 `json:"sgld_step"`             // α/2: x ← x − (α/2)·∇E + σ·ε
+	SGLDNoise  float64 `json:"sgld_noise"`            // σ
+	BufferSize int     `json:"buffer_size"`           // replay buffer
+	ReinitProb float64 `json:"reinit_prob"`           // chance a chain restarts
+	ReinitFrom string  `json:"reinit_from"`           // where chains (re)start: "uniform" U(−1, 1), "data" (a training image + data noise) or "mixture" (a PixelMixture fitted to the training images)
+	YoungSteps int     `json:"young_steps"`           // extra Langevin steps for chains that (re)start this update
+	ChainEvery int     `json:"chain_every,omitempty"` // run the chains every k-th update; the others reuse the last negatives (0, 1: every update)
 
 	Warmup     int     `json:"warmup"`      // learning rate rises linearly from 0 over this many updates
 	DecaySteps int     `json:"decay_steps"` // cosine decay of the learning rate from LR to LRFinal, ending at this update; 0: constant
@@ -148,6 +149,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("whiten %v, whiten-eps %v: want a power in [0, 1] and eps > 0", c.Whiten, c.WhitenEps)
 	case c.Engine != "" && c.Engine != EngineORT && c.Engine != EngineOneDNN:
 		return fmt.Errorf("engine %q: want %s or %s", c.Engine, EngineORT, EngineOneDNN)
+	case c.ChainEvery < 0:
+		return fmt.Errorf("chain-every %d: want ≥ 0", c.ChainEvery)
 	case c.LookaheadK < 0 || (c.LookaheadK > 0 && (c.LookaheadAlpha <= 0 || c.LookaheadAlpha > 1)):
 		return fmt.Errorf("lookahead %d, alpha %v: want K ≥ 0 and 0 < α ≤ 1", c.LookaheadK, c.LookaheadAlpha)
 	case c.Whiten > 0 && c.Init == InitLSUV:

@@ -52,6 +52,10 @@ type Metrics struct {
 	LR       float64 `json:"lr"`
 	StepsPer float64 `json:"steps_per_s"`
 	Elapsed  float64 `json:"elapsed_s"`
+	// BufferFD is the replay buffer's Fréchet distance to the training
+	// images (SampleQuality), logged at checkpoints of contrastive
+	// divergence.
+	BufferFD float64 `json:"buffer_fd,omitempty"`
 }
 
 // ErrDiverged reports a non-finite or exploding loss.
@@ -59,15 +63,17 @@ var ErrDiverged = errors.New("training diverged")
 
 // Trainer runs contrastive divergence with persistent Langevin chains.
 type Trainer struct {
-	State  *State
-	Model  Model
-	engine Engine
-	data   Images
-	pcg    *rand.PCG
-	rng    *rand.Rand
-	per    int           // values per image
-	mix    *PixelMixture // chain starts for ReinitFrom "mixture"
-	frozen []bool        // per parameter: ParamSpec.Frozen
+	State   *State
+	Model   Model
+	engine  Engine
+	data    Images
+	pcg     *rand.PCG
+	rng     *rand.Rand
+	per     int            // values per image
+	mix     *PixelMixture  // chain starts for ReinitFrom "mixture"
+	quality *SampleQuality // fitted on first use (BufferFD)
+	haveNeg bool           // xNeg holds this run's negatives (ChainEvery)
+	frozen  []bool         // per parameter: ParamSpec.Frozen
 
 	// scratch, reused every step
 	xPos, xNeg, xBoth []float32
@@ -271,7 +277,13 @@ func (t *Trainer) cdStep() (Metrics, error) {
 		t.noisyData(t.xPos[i*per:][:per])
 	}
 
-	// x− from the replay buffer (or fresh noise), then L Langevin steps.
+	// x− from the replay buffer (or fresh noise), then L Langevin steps;
+	// with ChainEvery k > 1, only every k-th update: the others reuse the
+	// last negatives against fresh positives (a positive costs one pass,
+	// a negative L + 1).
+	if k := cfg.ChainEvery; k > 1 && t.State.Step%k != 0 && t.haveNeg {
+		return t.paramStep(start)
+	}
 	t.young = t.young[:0]
 	for i := 0; i < b; i++ {
 		slot := t.rng.IntN(cfg.BufferSize)
@@ -293,6 +305,14 @@ func (t *Trainer) cdStep() (Metrics, error) {
 	for i, slot := range t.slots {
 		copy(t.State.Buffer[slot*per:][:per], t.xNeg[i*per:][:per])
 	}
+	t.haveNeg = true
+	return t.paramStep(start)
+}
+
+// paramStep is contrastive divergence's parameter update on [x+; x−].
+func (t *Trainer) paramStep(start time.Time) (Metrics, error) {
+	cfg := t.State.Config
+	b := cfg.BatchSize
 
 	// One pass over [x+; x−] gives the energies and the loss gradient.
 	var (

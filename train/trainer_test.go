@@ -493,3 +493,30 @@ func TestLookahead(t *testing.T) {
 		t.Fatalf("after K updates: off by %g from θ₀ + α·(θ_K − θ₀) (Adam moved %g)", worst, moved)
 	}
 }
+
+// TestChainEvery: with ChainEvery 2 the chains (and so the replay buffer)
+// move at every other update only, while the parameters move at each.
+func TestChainEvery(t *testing.T) {
+	cfg := smallConfig()
+	cfg.ChainEvery = 2
+	m, _ := ModelFor(cfg)
+	st := NewState(cfg, m)
+	tr, err := NewTrainer(st, mnistTrain(t, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for k := 1; k <= 4; k++ {
+		buf, params := slices.Clone(st.Buffer), clone2(st.Params)
+		if _, err := tr.Step(); err != nil {
+			t.Fatal(err)
+		}
+		chains := !slices.Equal(buf, st.Buffer)
+		if want := k%2 == 1; chains != want {
+			t.Errorf("update %d: chains moved %v, want %v", k, chains, want)
+		}
+		if slices.Equal(params[0], st.Params[0]) {
+			t.Errorf("update %d: parameters did not move", k)
+		}
+	}
+}

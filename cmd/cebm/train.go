@@ -254,6 +254,7 @@ func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.ReinitProb, "reinit", c.ReinitProb, "probability a chain restarts")
 	fs.StringVar(&c.ReinitFrom, "reinit-from", c.ReinitFrom, "where chains start and restart: uniform (U(-1, 1) noise), data (training images plus data noise) or mixture (a low-rank Gaussian mixture fitted to the training images, no labels)")
 	fs.IntVar(&c.YoungSteps, "young-steps", c.YoungSteps, "extra Langevin steps for chains that start or restart in an update")
+	fs.IntVar(&c.ChainEvery, "chain-every", c.ChainEvery, "run the Langevin chains every k-th update only; the others reuse the last negatives against fresh positives (0, 1: every update)")
 	fs.IntVar(&c.Warmup, "warmup", c.Warmup, "linear learning-rate warm-up over this many updates")
 	fs.IntVar(&c.DecaySteps, "decay-steps", c.DecaySteps, "cosine learning-rate decay from --lr to --lr-final, ending at this update (0: constant)")
 	fs.Float64Var(&c.LRFinal, "lr-final", c.LRFinal, "learning rate at and after --decay-steps")
