@@ -18,6 +18,7 @@ import (
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
+	"github.com/cebm/cebm/internal/dirlock"
 	"github.com/cebm/cebm/internal/ort"
 	"github.com/cebm/cebm/reference"
 	"github.com/cebm/cebm/store"
@@ -140,6 +141,22 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	log := slog.New(h)
 	log.Info("cebm serve", cfg.logAttrs()...)
+
+	// One server per state folder: two would give different items the
+	// same ids, and one's acknowledged items would be lost. (The snapshot
+	// cache needs no lock: its files are written whole, by rename, and two
+	// servers write the same bytes.)
+	if cfg.Store == "" {
+		lock, err := dirlock.Acquire(cfg.StateDir)
+		var held *dirlock.HeldError
+		if errors.As(err, &held) {
+			return fmt.Errorf("serve: --state-dir: the state folder %w; stop that cebm serve, or give this one another --state-dir", held)
+		}
+		if err != nil {
+			return fmt.Errorf("serve: --state-dir: %w", err)
+		}
+		defer lock.Release()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
