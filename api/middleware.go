@@ -42,10 +42,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// limit caps the body size and the time a request may take.
+// limit caps the body size and the time a request may take. The body of
+// a GET or HEAD is never read, so its declared length does not matter.
 func (s *Server) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.cfg.MaxBodyBytes {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			r.Body = http.NoBody
+		} else if r.ContentLength > s.cfg.MaxBodyBytes {
 			s.writeProblem(w, r, problem(kindTooLarge, "The request body is larger than the server accepts."))
 			return
 		}
