@@ -58,6 +58,24 @@ func child(t *testing.T, log io.Writer, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// serveChild starts `cebm serve args…` as a child process that the test's
+// end kills, showing its log if the test failed, and waits until its
+// /readyz at addr answers 200.
+func serveChild(t *testing.T, addr string, args ...string) *exec.Cmd {
+	t.Helper()
+	var logs lockedBuffer
+	cmd := child(t, &logs, append([]string{"serve", "--addr", addr}, args...)...)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("serve's log:\n%s", logs.String())
+		}
+	})
+	waitStatus(t, "http://"+addr+"/readyz", 200, 5*time.Minute)
+	return cmd
+}
+
 // lockedBuffer is a goroutine-safe bytes.Buffer.
 type lockedBuffer struct {
 	mu sync.Mutex
