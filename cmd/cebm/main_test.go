@@ -64,7 +64,14 @@ func child(t *testing.T, log io.Writer, args ...string) *exec.Cmd {
 func serveChild(t *testing.T, addr string, args ...string) *exec.Cmd {
 	t.Helper()
 	var logs lockedBuffer
-	cmd := child(t, &logs, append([]string{"serve", "--addr", addr}, args...)...)
+	return readyChild(t, child(t, &logs, append([]string{"serve", "--addr", addr}, args...)...), &logs, addr)
+}
+
+// readyChild has the test's end kill cmd, a started `cebm serve` whose
+// output goes to logs (shown if the test failed), and waits until its
+// /readyz at addr answers 200.
+func readyChild(t *testing.T, cmd *exec.Cmd, logs *lockedBuffer, addr string) *exec.Cmd {
+	t.Helper()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
