@@ -7,7 +7,7 @@ BIN     := bin/cebm
 # else builds and runs. Expanded when a recipe runs, so after the set-up.
 TAGS     = $(shell test -f /usr/include/oneapi/dnnl/dnnl.h && echo dnnl)
 
-.PHONY: all setup build serve test lint fmt-check vet staticcheck unit bench clean
+.PHONY: all setup build serve test lint fmt-check vet staticcheck unit fuzz bench clean
 
 all: build
 
@@ -24,7 +24,7 @@ serve: build
 	./$(BIN) serve
 
 ## test: everything CI runs
-test: setup lint unit
+test: setup lint unit fuzz
 
 lint: fmt-check vet staticcheck
 
@@ -46,6 +46,13 @@ staticcheck:
 unit:
 	$(GO) test -race -timeout 45m -tags '$(TAGS)' ./...
 	$(GO) test -race -tags purego ./index/
+
+## fuzz: the image path's fuzz targets (no panic, decoding memory within
+## its bound) for FUZZTIME each; make test runs them briefly
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBytes$$' -fuzztime $(FUZZTIME) ./encoder/
+	$(GO) test -run '^$$' -fuzz '^FuzzPreprocess$$' -fuzztime $(FUZZTIME) ./api/
 
 ## soak: steady mixed load on one cebm serve for SOAK (default 10m); memory,
 ## goroutines and p99 at the start and the end (make test runs 60 s of it)

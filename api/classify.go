@@ -35,7 +35,7 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	found, err := ix.ClassifyBatch(qs.vecs, k)
+	found, err := ix.ClassifyBatchContext(r.Context(), qs.vecs, k)
 	switch {
 	case errors.Is(err, index.ErrEmpty):
 		return retryable(kindNotReady, "The reference index is empty; add items with POST /index/items.", 5)
@@ -174,6 +174,11 @@ func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
 	for i, x := range res {
 		vecs = append(vecs, x.Latent...)
 		out.IDs[i] = x.ID
+	}
+	// Past its deadline the request adds nothing: its client has been told
+	// (or will be) that it failed.
+	if err := r.Context().Err(); err != nil {
+		return err
 	}
 	first, err := st.items.Append(r.Context(), store.Batch{Vecs: vecs, Labels: labels, Pixels: pixels})
 	if errors.Is(err, index.ErrNotFinite) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 
 	"github.com/cebm/cebm/encoder"
 )
@@ -52,10 +53,9 @@ func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]e
 	if len(in.images) == 0 {
 		return nil, nil, errNoImage
 	}
-	m := b.Model()
 	inputs := make([]encoder.Input, len(in.images))
 	for i, img := range in.images {
-		x, err := m.Preprocess(img, s.cfg.MaxPixels, in.invert)
+		x, err := s.preprocess(ctx, b.Model(), img, in.invert)
 		if err != nil {
 			return nil, nil, imageError(i, len(in.images), err)
 		}
@@ -67,8 +67,6 @@ func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]e
 		return nil, nil, retryable(kindOverloaded, "The encoder queue is full; retry after the indicated delay.", 1)
 	case errors.Is(err, encoder.ErrClosed):
 		return nil, nil, retryable(kindNotReady, "The server is shutting down.", 5)
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, nil, problem(kindTimeout, "The request did not finish within the server's time limit.")
 	case err != nil:
 		return nil, nil, err
 	}
@@ -78,17 +76,57 @@ func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]e
 	return res, inputs, nil
 }
 
+// collectBytes is the decoding cost past which the server collects the
+// decoded pixels as soon as the image is encoded (and gives the memory
+// back to the system) before another image may take its share of
+// DecodeBytes: the Go collector would otherwise let the heap grow to twice
+// what is live, and large decodes would stack up on each other's garbage.
+const collectBytes = 32 << 20
+
+// errDecodeBusy is answered when the images being decoded hold all of
+// DecodeBytes.
+var errDecodeBusy = retryable(kindDecodeBusy, "The server is decoding as many large images as its memory allows; retry after the indicated delay.", 1)
+
+// preprocess turns one upload into the model's input within the limits:
+// its header is checked, and the memory decoding it takes is reserved out
+// of DecodeBytes for as long as it is decoded (503 when not that much is
+// free now, 413 when the image would need more than all of it).
+func (s *Server) preprocess(ctx context.Context, m *encoder.Model, b []byte, inv encoder.Invert) (encoder.Input, error) {
+	lim := encoder.Limits{MaxPixels: s.cfg.MaxPixels, MaxSide: s.cfg.MaxSide, MaxAspect: s.cfg.MaxAspect}
+	h, err := encoder.Inspect(b, lim)
+	if err != nil {
+		return encoder.Input{}, err
+	}
+	if h.DecodeBytes > s.cfg.DecodeBytes {
+		return encoder.Input{}, &encoder.SizeError{Reason: fmt.Sprintf("would take %d MiB to decode, more than the server's %d MiB for decoding",
+			h.DecodeBytes>>20, s.cfg.DecodeBytes>>20)}
+	}
+	if !s.decoding.TryAcquire(h.DecodeBytes) {
+		return encoder.Input{}, errDecodeBusy
+	}
+	s.decodingBytes.Add(h.DecodeBytes)
+	defer func() {
+		if h.DecodeBytes >= collectBytes {
+			debug.FreeOSMemory()
+		}
+		s.decodingBytes.Add(-h.DecodeBytes)
+		s.decoding.Release(h.DecodeBytes)
+	}()
+	return m.Preprocess(ctx, b, lim, inv)
+}
+
 // imageError maps a preprocessing error of image i of n to its problem.
 func imageError(i, n int, err error) error {
 	which := "The image"
 	if n > 1 {
 		which = fmt.Sprintf("Image %d", i)
 	}
+	var size *encoder.SizeError
 	switch {
 	case errors.Is(err, encoder.ErrUnsupported):
 		return problem(kindMediaType, which+" is not a PNG or JPEG image.")
-	case errors.Is(err, encoder.ErrTooLarge):
-		return problem(kindTooLarge, which+" has more pixels than the server accepts.")
+	case errors.As(err, &size):
+		return problem(kindTooLarge, which+" "+size.Reason+".")
 	case errors.Is(err, encoder.ErrUndecodable):
 		return problem(kindBadImage, which+" cannot be decoded.")
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http/httptest"
 	"testing"
 
@@ -16,7 +17,7 @@ func FuzzPreprocess(f *testing.F) {
 	f.Add(bigPNG(f, 3, 50))
 	f.Add([]byte("\x89PNG\r\n\x1a\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		in, err := encoder.Preprocess(b, [3]int{1, 28, 28}, "light-on-dark", 1<<20, encoder.InvertAuto)
+		in, err := encoder.Preprocess(context.Background(), b, [3]int{1, 28, 28}, "light-on-dark", encoder.DefaultLimits, encoder.InvertAuto)
 		if err != nil {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -245,11 +246,16 @@ func (in *upload) setInvert(v string) error {
 	return nil
 }
 
-// bodyError maps a body read error: too large → 413, else 400.
+// bodyError maps a body read error: too large → 413, past the server's
+// read deadline → the timeout problem, else 400.
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
 		return problem(kindTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", mbe.Limit))
+	case errors.As(err, &ne) && ne.Timeout():
+		return errTimeout
 	}
 	return problem(kindInvalid, "The request body could not be read.")
 }
@@ -307,7 +313,8 @@ func (s *Server) readMultipart(body io.Reader, boundary string, q request) error
 
 func multipartError(err error) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	var ne net.Error
+	if errors.As(err, &mbe) || errors.As(err, &ne) {
 		return bodyError(err)
 	}
 	return problem(kindInvalid, "The multipart body is malformed.")
@@ -319,12 +326,13 @@ func decodeJSON(dec *json.Decoder, v any) error {
 	err := dec.Decode(v)
 	var p *Problem
 	var mbe *http.MaxBytesError
+	var ne net.Error
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &p):
 		return p
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe), errors.As(err, &ne):
 		return bodyError(err)
 	}
 	return problem(kindInvalid, "The JSON body is malformed or has unknown fields.")

@@ -45,6 +45,7 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		gauge("cebm_queue_depth", "Requests waiting for the encoder.", s.queueDepth),
 		gauge("cebm_index_items", "Items in the reference index.", s.indexItems),
+		gauge("cebm_decode_bytes", "Memory reserved by the images being decoded (of --decode-memory).", func() float64 { return float64(s.decodingBytes.Load()) }),
 		gauge("cebm_posterior_store_items", "Posteriors kept in this process for GET /posterior/{id}.", func() float64 { return float64(s.store.Len()) }),
 		s.cfg.StoreMetrics.Lookups, s.cfg.StoreMetrics.Errors, s.cfg.StoreMetrics.StreamLag,
 		gauge("cebm_ready", "1 once the model and the index are loaded.", func() float64 { return boolGauge(s.Ready()) }),

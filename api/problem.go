@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"github.com/cebm/cebm/api/wire"
 	"net/http"
 	"strconv"
+
+	"github.com/cebm/cebm/api/wire"
 )
 
 // ProblemBase prefixes every problem type; the rest of the URI names the
@@ -22,6 +24,8 @@ var (
 	kindInvalid      = kind{"invalid-request", "Invalid request", http.StatusBadRequest}
 	kindBadImage     = kind{"undecodable-image", "Image cannot be decoded", http.StatusBadRequest}
 	kindUnauthorized = kind{"unauthorized", "Missing or wrong API key", http.StatusUnauthorized}
+	kindCrossSite    = kind{"cross-site", "Cross-site request refused", http.StatusForbidden}
+	kindUnknownHost  = kind{"unknown-host", "Unknown host", http.StatusForbidden}
 	kindTooLarge     = kind{"too-large", "Request or image too large", http.StatusRequestEntityTooLarge}
 	kindMediaType    = kind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}
 )
@@ -38,6 +42,7 @@ var (
 	kindOverloaded  = kind{"overloaded", "Too many requests queued", http.StatusTooManyRequests}
 	kindNotReady    = kind{"not-ready", "Service not ready", http.StatusServiceUnavailable}
 	kindTimeout     = kind{"timeout", "Request took too long", http.StatusServiceUnavailable}
+	kindDecodeBusy  = kind{"decode-busy", "Too many large images being decoded", http.StatusServiceUnavailable}
 	kindUnavailable = kind{"store-unavailable", "Store unavailable", http.StatusServiceUnavailable}
 )
 
@@ -63,11 +68,18 @@ func retryable(k kind, detail string, seconds int) *Problem {
 	return p
 }
 
-// writeProblem answers with err: a *Problem as it is, anything else as a
-// plain 500 whose detail says nothing about the cause (the cause goes to
-// the log).
+// errTimeout is the problem of a request past its deadline (or whose
+// client has gone): the work it needed has been stopped.
+var errTimeout = retryable(kindTimeout, "The request did not finish within the server's time limit; its work was stopped and nothing was stored. Retry after the indicated delay, or with fewer or smaller images.", 1)
+
+// writeProblem answers with err: a *Problem as it is, the end of the
+// request's context as the timeout problem, anything else as a plain 500
+// whose detail says nothing about the cause (the cause goes to the log).
 func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	var p *Problem
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		err = errTimeout
+	}
 	if !errors.As(err, &p) {
 		s.log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = problem(kindInternal, "The server could not handle the request.")

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -9,12 +10,19 @@ import (
 // routes registers the whole HTTP surface.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.instrument, s.recoverer)
+	r.Use(s.instrument, s.recoverer, s.checkHost, s.cors, s.sameOrigin)
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return problem(kindNotFound, "There is no resource at this path.")
 	}))
-	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return problem(kindMethod, "This path does not accept the "+r.Method+" method.")
+	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, req *http.Request) error {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost} {
+			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return problem(kindMethod, "This path does not accept the "+req.Method+" method; it accepts "+strings.Join(allow, " and ")+".")
 	}))
 
 	// Health and metrics: never behind the API key, never blocked by loading.

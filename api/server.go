@@ -17,6 +17,7 @@ import (
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
 	"github.com/cebm/cebm/store"
+	"golang.org/x/sync/semaphore"
 )
 
 // Config holds the service's limits and options.
@@ -25,12 +26,22 @@ type Config struct {
 	MaxBodyBytes   int64         // request body limit
 	MaxParts       int           // multipart parts, and images per request
 	MaxPixels      int           // width × height of one image
+	MaxSide        int           // longer side of one image, in pixels
+	MaxAspect      float64       // longer side over shorter of one image
+	DecodeBytes    int64         // memory that the images being decoded may take at once
 	RequestTimeout time.Duration // whole-request deadline
 	StoreSize      int           // posteriors kept in process for GET /posterior/{id}
 	MaxK           int           // largest k of /classify-knn
 	OODPercentile  float64       // energies above this percentile of the reference set's are flagged out of distribution
 	WebDir         string        // where the set-up installed Swagger UI (WebDir/swagger-ui) for /docs; "": none
 	Batch          encoder.BatchOptions
+
+	// AllowedHosts are the host names (Host header, port aside) the server
+	// answers to; empty: any. CORSOrigins are the origins (scheme://host
+	// [:port]) whose pages may call the API; pages of any other origin may
+	// not send it unsafe requests.
+	AllowedHosts []string
+	CORSOrigins  []string
 
 	// Posteriors keeps computed posteriors; nil: an in-process LRU of
 	// StoreSize. StoreMetrics are the stores' metrics, served at /metrics
@@ -44,7 +55,10 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:   16 << 20,
 		MaxParts:       256,
-		MaxPixels:      16 << 20,
+		MaxPixels:      encoder.DefaultLimits.MaxPixels,
+		MaxSide:        encoder.DefaultLimits.MaxSide,
+		MaxAspect:      encoder.DefaultLimits.MaxAspect,
+		DecodeBytes:    192 << 20,
 		RequestTimeout: 30 * time.Second,
 		StoreSize:      100000,
 		MaxK:           100,
@@ -64,6 +78,10 @@ type Server struct {
 	store   store.Posteriors
 	metrics *metrics
 	handler http.Handler
+	// decoding holds the bytes the images being decoded take (their
+	// encoder.Header.DecodeBytes); decodingBytes mirrors it for /metrics.
+	decoding      *semaphore.Weighted
+	decodingBytes atomic.Int64
 }
 
 // indexState is the index, the store that adds items to it, and what is
@@ -104,6 +122,9 @@ func New(cfg Config, log *slog.Logger) *Server {
 	if cfg.MaxBodyBytes < 1 {
 		cfg.MaxBodyBytes = def.MaxBodyBytes
 	}
+	if cfg.DecodeBytes < 1 {
+		cfg.DecodeBytes = def.DecodeBytes
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -113,7 +134,7 @@ func New(cfg Config, log *slog.Logger) *Server {
 	if cfg.Posteriors == nil {
 		cfg.Posteriors = store.NewMemory(cfg.StoreSize, cfg.StoreMetrics)
 	}
-	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors}
+	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors, decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
 	s.metrics = newMetrics(s)
 	s.handler = s.routes()
 	return s

@@ -377,6 +377,8 @@ func TestErrors(t *testing.T) {
 		{"method", "GET", "/encode", "", nil, 405, "method-not-allowed"},
 		{"body too large", "POST", "/encode", "image/png", make([]byte, 65<<10), 413, "too-large"},
 		{"too many pixels", "POST", "/encode", "image/png", huge, 413, "too-large"},
+		{"side too long", "POST", "/encode", "image/png", bigPNG(t, 8193, 1), 413, "too-large"},
+		{"too narrow", "POST", "/encode", "image/png", bigPNG(t, 65, 1), 413, "too-large"},
 		{"too many parts", "POST", "/encode", mct3, mp3, 413, "too-large"},
 		{"no content type", "POST", "/encode", "", png0, 415, "unsupported-media-type"},
 		{"text", "POST", "/encode", "text/plain", []byte("hello"), 415, "unsupported-media-type"},

@@ -60,7 +60,8 @@ type Batcher struct {
 }
 
 type job struct {
-	x   []float32 // n images
+	ctx context.Context // the caller's: a job whose caller has gone is not run
+	x   []float32       // n images
 	n   int
 	enq time.Time
 	res chan jobResult // buffered: the worker never blocks on it
@@ -123,7 +124,8 @@ func (b *Batcher) Close() {
 // Encode runs the model on inputs (each C·H·W values) together with other
 // callers' and returns each input's posterior, IDs included. It returns
 // ErrQueueFull at once if the queue is full, and ctx's error if ctx ends
-// first.
+// first; a request whose ctx has ended before its batch starts is left
+// out of the batch.
 func (b *Batcher) Encode(ctx context.Context, inputs []Input) ([]Result, error) {
 	if len(inputs) == 0 {
 		return nil, nil
@@ -136,7 +138,7 @@ func (b *Batcher) Encode(ctx context.Context, inputs []Input) ([]Result, error) 
 		}
 		x = append(x, in.X...)
 	}
-	j := &job{x: x, n: len(inputs), enq: time.Now(), res: make(chan jobResult, 1)}
+	j := &job{ctx: ctx, x: x, n: len(inputs), enq: time.Now(), res: make(chan jobResult, 1)}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
@@ -176,7 +178,7 @@ func (b *Batcher) loop() {
 	for {
 		first := carry
 		carry = nil
-		if first == nil {
+		for first == nil || b.gone(first) {
 			var ok bool
 			if first, ok = <-b.queue; !ok {
 				return
@@ -190,6 +192,9 @@ func (b *Batcher) loop() {
 		add := func(j *job, ok bool) bool {
 			if !ok {
 				return false
+			}
+			if b.gone(j) {
+				return true
 			}
 			if n+j.n > b.opt.MaxBatch {
 				carry = j
@@ -222,6 +227,16 @@ func (b *Batcher) loop() {
 		timer.Stop()
 		b.run(batch, n)
 	}
+}
+
+// gone reports whether j's caller has stopped waiting, and if so answers
+// it with the reason: its images need not be encoded.
+func (b *Batcher) gone(j *job) bool {
+	err := j.ctx.Err()
+	if err != nil {
+		j.res <- jobResult{err: err}
+	}
+	return err != nil
 }
 
 // run encodes one batch and hands each job its share.

@@ -2,6 +2,7 @@ package encoder
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -9,6 +10,7 @@ import (
 	"image/draw"
 	_ "image/jpeg" // register the JPEG decoder
 	_ "image/png"  // register the PNG decoder
+	"io"
 	"math"
 
 	xdraw "golang.org/x/image/draw"
@@ -17,9 +19,18 @@ import (
 // Errors of [Model.Preprocess]; the API maps each to a status.
 var (
 	ErrUnsupported = errors.New("encoder: not a PNG or JPEG image")
-	ErrTooLarge    = errors.New("encoder: image has too many pixels")
+	ErrTooLarge    = errors.New("encoder: image too large")
 	ErrUndecodable = errors.New("encoder: image cannot be decoded")
 )
+
+// A SizeError is an image beyond one of [Limits]' bounds; it wraps
+// ErrTooLarge.
+type SizeError struct {
+	Reason string // what is too large, e.g. "is 16777216 pixels wide, more than 8192"
+}
+
+func (e *SizeError) Error() string { return "encoder: the image " + e.Reason }
+func (e *SizeError) Unwrap() error { return ErrTooLarge }
 
 // Invert says whether an upload's grey levels are flipped before encoding.
 type Invert int
@@ -55,65 +66,74 @@ type Input struct {
 	Inverted bool      // whether the grey levels were flipped
 }
 
-// Preprocess decodes a PNG or JPEG image of at most maxPixels pixels
-// (width × height, checked before decoding; 0: no limit) into the model's
-// input: converted to the model's channels (ITU-R 601 luma for grey),
-// inverted as inv says, fitted into the model's H×W box keeping its aspect
-// ratio (Catmull-Rom resampling, which averages over the source area when
-// shrinking), centred on its background colour, and scaled as the training
-// data were: byte b → b/127.5 − 1. An image already of the model's size is
-// copied pixel for pixel.
-func (m *Model) Preprocess(b []byte, maxPixels int, inv Invert) (Input, error) {
-	return Preprocess(b, m.InputShape, m.Polarity, maxPixels, inv)
+// Preprocess decodes a PNG or JPEG image within lim (checked on its header,
+// before decoding; see [Inspect]) into the model's input: converted to the
+// model's channels (ITU-R 601 luma for grey), translucent pixels composited
+// onto the background that keeps the figure visible (white under dark ink,
+// black under light ink), inverted as inv says, fitted into the model's
+// H×W box keeping its aspect ratio, centred on its background colour, and
+// scaled as the training data were: byte b → b/127.5 − 1. An image larger
+// than a few times the model's box is first shrunk by averaging square
+// blocks of pixels, so that no step but the decoder itself costs memory or
+// time in proportion to its size; the fit is Catmull-Rom resampling, which
+// averages over the source area when shrinking. An opaque image already of
+// the model's size is copied pixel for pixel. Decoding stops with ctx's
+// error once ctx ends.
+func (m *Model) Preprocess(ctx context.Context, b []byte, lim Limits, inv Invert) (Input, error) {
+	return Preprocess(ctx, b, m.InputShape, m.Polarity, lim, inv)
 }
 
 // Preprocess is [Model.Preprocess] for an input shape [C, H, W] (C is 1 or
 // 3) and polarity ("light-on-dark" or "").
-func Preprocess(b []byte, shape [3]int, polarity string, maxPixels int, inv Invert) (Input, error) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+func Preprocess(ctx context.Context, b []byte, shape [3]int, polarity string, lim Limits, inv Invert) (Input, error) {
+	if _, err := Inspect(b, lim); err != nil {
+		return Input{}, err
+	}
+	img, _, err := image.Decode(ctxReader{ctx, bytes.NewReader(b)})
 	if err != nil {
-		if errors.Is(err, image.ErrFormat) {
-			return Input{}, ErrUnsupported
+		if ctx.Err() != nil {
+			return Input{}, ctx.Err()
 		}
 		return Input{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}
-	if format != "png" && format != "jpeg" {
-		return Input{}, ErrUnsupported
+	return fromImage(ctx, img, shape, polarity, inv)
+}
+
+// ctxReader fails reads once ctx has ended, which stops a decoder.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
 	}
-	if cfg.Width < 1 || cfg.Height < 1 {
-		return Input{}, fmt.Errorf("%w: empty image", ErrUndecodable)
-	}
-	if maxPixels > 0 && int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-		return Input{}, fmt.Errorf("%w: %d×%d is more than %d pixels", ErrTooLarge, cfg.Width, cfg.Height, maxPixels)
-	}
-	img, _, err := image.Decode(bytes.NewReader(b))
-	if err != nil {
-		return Input{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
-	}
-	return FromImage(img, shape, polarity, inv)
+	return r.r.Read(p)
 }
 
 // FromImage turns a decoded image into a model input as [Preprocess] does.
 func FromImage(img image.Image, shape [3]int, polarity string, inv Invert) (Input, error) {
+	return fromImage(context.Background(), img, shape, polarity, inv)
+}
+
+// reduceMultiple is how many times the model's box an image may be before
+// it is shrunk by block averaging: enough for the Catmull-Rom fit to see
+// every stroke, small enough to cost nothing.
+const reduceMultiple = 4
+
+func fromImage(ctx context.Context, img image.Image, shape [3]int, polarity string, inv Invert) (Input, error) {
 	c, h, w := shape[0], shape[1], shape[2]
 	if c != 1 && c != 3 {
 		return Input{}, fmt.Errorf("encoder: models with %d channels are not supported", c)
 	}
-	bounds := img.Bounds()
-	if bounds.Empty() {
+	if img.Bounds().Empty() {
 		return Input{}, fmt.Errorf("%w: empty image", ErrUndecodable)
 	}
-	// Work in the model's channel count at the upload's size.
-	var src draw.Image
-	if c == 1 {
-		// A copy at the origin; color.GrayModel is 0.299R + 0.587G + 0.114B.
-		g := image.NewGray(image.Rect(0, 0, bounds.Dx(), bounds.Dy()))
-		draw.Draw(g, g.Bounds(), img, bounds.Min, draw.Src)
-		src = g
-	} else {
-		rgba := image.NewRGBA(image.Rect(0, 0, bounds.Dx(), bounds.Dy()))
-		draw.Draw(rgba, rgba.Bounds(), img, bounds.Min, draw.Src)
-		src = rgba
+	// Work in the model's channel count, at most a few times its size.
+	src, err := reduce(ctx, img, c == 1, reduceMultiple*w, reduceMultiple*h)
+	if err != nil {
+		return Input{}, err
 	}
 	in := Input{}
 	switch inv {
@@ -129,6 +149,92 @@ func FromImage(img image.Image, shape [3]int, polarity string, inv Invert) (Inpu
 	in.X = toFloat(dst, c, h, w)
 	return in, nil
 }
+
+// reduce returns img as an opaque Gray (grey) or RGBA image at the origin
+// of at most maxW×maxH pixels: f×f blocks of img, f the smallest integer
+// that makes it fit, are averaged into one pixel (f = 1 copies). Colours
+// are averaged premultiplied by their alpha and then composited onto
+// black or white: white when the image's ink, the alpha-weighted mean
+// luma of its pixels, is dark, black when it is light. It reads each
+// pixel once and allocates only the result.
+func reduce(ctx context.Context, img image.Image, grey bool, maxW, maxH int) (draw.Image, error) {
+	b := img.Bounds()
+	sw, sh := b.Dx(), b.Dy()
+	f := max(1, ceilDiv(sw, maxW), ceilDiv(sh, maxH))
+	dw, dh := ceilDiv(sw, f), ceilDiv(sh, f)
+	// Sums of premultiplied 16-bit R, G, B and A per output pixel.
+	sums := make([]uint64, 4*dw*dh)
+	at := rgba64At(img)
+	for y := 0; y < sh; y++ {
+		if y%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		row := sums[4*(y/f)*dw:]
+		for x := 0; x < sw; x++ {
+			c := at(b.Min.X+x, b.Min.Y+y)
+			s := row[4*(x/f):]
+			s[0] += uint64(c.R)
+			s[1] += uint64(c.G)
+			s[2] += uint64(c.B)
+			s[3] += uint64(c.A)
+		}
+	}
+	// The ink's luma decides the background of translucent pixels.
+	var tot [4]uint64
+	for i, v := range sums {
+		tot[i%4] += v
+	}
+	var bg uint64 // 0 (black) or 0xffff (white)
+	if tot[3] > 0 && 0.299*float64(tot[0])+0.587*float64(tot[1])+0.114*float64(tot[2]) < 0.5*float64(tot[3]) {
+		bg = 0xffff
+	}
+	var dst draw.Image
+	var gray *image.Gray
+	var rgba *image.RGBA
+	if grey {
+		gray = image.NewGray(image.Rect(0, 0, dw, dh))
+		dst = gray
+	} else {
+		rgba = image.NewRGBA(image.Rect(0, 0, dw, dh))
+		dst = rgba
+	}
+	for y := 0; y < dh; y++ {
+		ny := uint64(min(f, sh-y*f))
+		for x := 0; x < dw; x++ {
+			n := ny * uint64(min(f, sw-x*f))
+			s := sums[4*(y*dw+x):]
+			a := (s[3] + n/2) / n
+			var px [3]uint64
+			for i := range px {
+				px[i] = min(0xffff, (s[i]+n/2)/n+(0xffff-a)*bg/0xffff)
+			}
+			if grey {
+				// color.GrayModel's luma of 16-bit values.
+				gray.Pix[y*gray.Stride+x] = uint8((19595*px[0] + 38470*px[1] + 7471*px[2] + 1<<15) >> 24)
+				continue
+			}
+			o := y*rgba.Stride + 4*x
+			rgba.Pix[o], rgba.Pix[o+1], rgba.Pix[o+2], rgba.Pix[o+3] = uint8(px[0]>>8), uint8(px[1]>>8), uint8(px[2]>>8), 0xff
+		}
+	}
+	return dst, nil
+}
+
+// rgba64At reads img's premultiplied 16-bit colours without allocating
+// where img allows (every image type of the standard library does).
+func rgba64At(img image.Image) func(x, y int) color.RGBA64 {
+	if im, ok := img.(image.RGBA64Image); ok {
+		return im.RGBA64At
+	}
+	return func(x, y int) color.RGBA64 {
+		r, g, b, a := img.At(x, y).RGBA()
+		return color.RGBA64{uint16(r), uint16(g), uint16(b), uint16(a)}
+	}
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // luma returns the grey level of pixel (x, y) of a Gray or RGBA image.
 func luma(img draw.Image, x, y int) float64 {

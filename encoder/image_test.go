@@ -2,6 +2,7 @@ package encoder
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image"
 	"image/color"
@@ -15,6 +16,8 @@ import (
 )
 
 var mnistShape = [3]int{1, 28, 28}
+
+var ctx = context.Background()
 
 func testDigits(t *testing.T) *data.Set {
 	t.Helper()
@@ -47,7 +50,7 @@ func TestPreprocessMatchesTrainingData(t *testing.T) {
 	s := testDigits(t)
 	for i := 0; i < 20; i++ {
 		pix := s.Pixel(i)
-		in, err := Preprocess(encodePNG(t, grayImage(pix, 28, 28)), mnistShape, "light-on-dark", 0, InvertAuto)
+		in, err := Preprocess(ctx, encodePNG(t, grayImage(pix, 28, 28)), mnistShape, "light-on-dark", Limits{}, InvertAuto)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,14 +62,14 @@ func TestPreprocessMatchesTrainingData(t *testing.T) {
 			neg[j] = 255 - v
 		}
 		b := encodePNG(t, grayImage(neg, 28, 28))
-		in, err = Preprocess(b, mnistShape, "light-on-dark", 0, InvertAuto)
+		in, err = Preprocess(ctx, b, mnistShape, "light-on-dark", Limits{}, InvertAuto)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !in.Inverted || !slices.Equal(in.X, s.Image(i)) {
 			t.Fatalf("digit %d: dark-on-light upload not restored (inverted %v)", i, in.Inverted)
 		}
-		if in, _ = Preprocess(b, mnistShape, "light-on-dark", 0, InvertNever); in.Inverted || slices.Equal(in.X, s.Image(i)) {
+		if in, _ = Preprocess(ctx, b, mnistShape, "light-on-dark", Limits{}, InvertNever); in.Inverted || slices.Equal(in.X, s.Image(i)) {
 			t.Fatalf("digit %d: invert=false still inverted", i)
 		}
 	}
@@ -80,7 +83,7 @@ func TestPreprocessResamplesAndConvertsColour(t *testing.T) {
 	big := image.NewRGBA(image.Rect(0, 0, 112, 112))
 	xdraw.NearestNeighbor.Scale(big, big.Bounds(), src, src.Bounds(), xdraw.Src, nil)
 	// An RGBA upload whose channels are equal: its luma is the grey level.
-	in, err := Preprocess(encodePNG(t, big), mnistShape, "light-on-dark", 0, InvertAuto)
+	in, err := Preprocess(ctx, encodePNG(t, big), mnistShape, "light-on-dark", Limits{}, InvertAuto)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +101,7 @@ func TestPreprocessResamplesAndConvertsColour(t *testing.T) {
 			red.Set(x, y, color.RGBA{200, 0, 0, 255})
 		}
 	}
-	in, err = Preprocess(encodePNG(t, red), mnistShape, "", 0, InvertNever)
+	in, err = Preprocess(ctx, encodePNG(t, red), mnistShape, "", Limits{}, InvertNever)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,17 +116,19 @@ func TestPreprocessRejectsBadInput(t *testing.T) {
 	cases := []struct {
 		name string
 		b    []byte
-		max  int
+		lim  Limits
 		want error
 	}{
-		{"not an image", []byte("hello, world"), 0, ErrUnsupported},
-		{"truncated png", good[:len(good)/2], 0, ErrUndecodable},
-		{"too many pixels", good, 99 * 100, ErrTooLarge},
-		{"gif", []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"), 0, ErrUnsupported},
+		{"not an image", []byte("hello, world"), Limits{}, ErrUnsupported},
+		{"truncated png", good[:len(good)/2], Limits{}, ErrUndecodable},
+		{"too many pixels", good, Limits{MaxPixels: 99 * 100}, ErrTooLarge},
+		{"side too long", good, Limits{MaxSide: 99}, ErrTooLarge},
+		{"too narrow", encodePNG(t, image.NewGray(image.Rect(0, 0, 65, 1))), DefaultLimits, ErrTooLarge},
+		{"gif", []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"), Limits{}, ErrUnsupported},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := Preprocess(c.b, mnistShape, "light-on-dark", c.max, InvertAuto); !errors.Is(err, c.want) {
+			if _, err := Preprocess(ctx, c.b, mnistShape, "light-on-dark", c.lim, InvertAuto); !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})

@@ -1,6 +1,9 @@
 package index
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // Result is a k-NN classification.
 type Result struct {
@@ -68,6 +71,28 @@ func (ix *Index) ClassifyBatch(qs []float32, k int) ([]Result, error) {
 	for i, ns := range all {
 		l, v := Vote(ns)
 		res[i] = Result{Label: l, Votes: v, Neighbors: ns}
+	}
+	return res, nil
+}
+
+// classifySlice is how many queries ClassifyBatchContext searches between
+// looks at its context: a few of the search kernel's panels.
+const classifySlice = 48
+
+// ClassifyBatchContext is ClassifyBatch, searching a few queries at a time
+// and stopping with ctx's error once ctx ends.
+func (ix *Index) ClassifyBatchContext(ctx context.Context, qs []float32, k int) ([]Result, error) {
+	var res []Result
+	for step := classifySlice * ix.dim; len(qs) > 0; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n := min(step, len(qs))
+		r, err := ix.ClassifyBatch(qs[:n], k)
+		if err != nil {
+			return nil, err
+		}
+		res, qs = append(res, r...), qs[n:]
 	}
 	return res, nil
 }

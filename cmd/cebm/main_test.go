@@ -58,6 +58,31 @@ func child(t *testing.T, log io.Writer, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// serveChild starts `cebm serve args…` as a child process that the test's
+// end kills, showing its log if the test failed, and waits until its
+// /readyz at addr answers 200.
+func serveChild(t *testing.T, addr string, args ...string) *exec.Cmd {
+	t.Helper()
+	var logs lockedBuffer
+	return readyChild(t, child(t, &logs, append([]string{"serve", "--addr", addr}, args...)...), &logs, addr)
+}
+
+// readyChild has the test's end kill cmd, a started `cebm serve` whose
+// output goes to logs (shown if the test failed), and waits until its
+// /readyz at addr answers 200.
+func readyChild(t *testing.T, cmd *exec.Cmd, logs *lockedBuffer, addr string) *exec.Cmd {
+	t.Helper()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("serve's log:\n%s", logs.String())
+		}
+	})
+	waitStatus(t, "http://"+addr+"/readyz", 200, 5*time.Minute)
+	return cmd
+}
+
 // lockedBuffer is a goroutine-safe bytes.Buffer.
 type lockedBuffer struct {
 	mu sync.Mutex

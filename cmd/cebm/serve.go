@@ -18,6 +18,7 @@ import (
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
+	"github.com/cebm/cebm/internal/dirlock"
 	"github.com/cebm/cebm/internal/ort"
 	"github.com/cebm/cebm/reference"
 	"github.com/cebm/cebm/store"
@@ -38,6 +39,8 @@ type serveConfig struct {
 	Threads         int
 	ShutdownTimeout time.Duration
 	LogFormat       string
+	AllowedHosts    string // comma-separated; "" for the default (see allowedHosts)
+	CORSOrigins     string // comma-separated
 	API             api.Config
 }
 
@@ -55,12 +58,17 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Threads, "threads", 0, "ONNX Runtime intra-op threads per run (0: cores / workers, at least 1)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.AllowedHosts, "allowed-hosts", "", "comma-separated host names the server answers to (Host header, any port); * for any (default: localhost, 127.0.0.1 and ::1 when --addr is a loopback address, any otherwise)")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins (scheme://host[:port]) whose web pages may call the API; pages of other origins may not POST to it")
 	fs.StringVar(&c.API.APIKey, "api-key", "", "bearer API key required on the API (not on /healthz, /readyz, /metrics, the page /, /docs and /openapi.yaml; empty: none)")
 	fs.StringVar(&c.API.WebDir, "web-dir", ".web", "folder where the set-up installs Swagger UI for /docs")
 	fs.Int64Var(&c.API.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest request body")
 	fs.IntVar(&c.API.MaxParts, "max-images", d.MaxParts, "most images (multipart parts) per request")
 	fs.IntVar(&c.API.MaxPixels, "max-pixels", d.MaxPixels, "most pixels (width × height) of one image")
-	fs.DurationVar(&c.API.RequestTimeout, "request-timeout", d.RequestTimeout, "longest a request may take")
+	fs.IntVar(&c.API.MaxSide, "max-side", d.MaxSide, "longest side of one image, in pixels")
+	fs.Float64Var(&c.API.MaxAspect, "max-aspect", d.MaxAspect, "largest ratio of an image's longer side to its shorter")
+	fs.Int64Var(&c.API.DecodeBytes, "decode-memory", d.DecodeBytes, "bytes that the images being decoded may take at once (a 16-bit RGBA PNG takes 8 a pixel); an image that needs more is refused with 413, and while others hold it requests get 503 with Retry-After")
+	fs.DurationVar(&c.API.RequestTimeout, "request-timeout", d.RequestTimeout, "longest a request may take; past it the answer is 503 with Retry-After and its work stops")
 	fs.IntVar(&c.API.StoreSize, "store-size", d.StoreSize, "posteriors kept for GET /posterior/{id} (LRU)")
 	fs.IntVar(&c.API.MaxK, "max-k", d.MaxK, "largest k of /classify-knn")
 	fs.Float64Var(&c.API.OODPercentile, "ood-percentile", d.OODPercentile, "flag an image out of distribution when its energy lies above this percentile of the reference images' energies")
@@ -96,7 +104,44 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 		return nil, errors.New("serve: the embedded store needs --state-dir (or --store memory)")
 	}
 	c.API.Batch.Workers, c.Threads = encoder.ServingDefaults(c.API.Batch.Workers, c.Threads)
+	c.API.AllowedHosts = allowedHosts(c.AllowedHosts, c.Addr)
+	for _, o := range splitList(c.CORSOrigins) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return nil, fmt.Errorf("serve: --cors-origins: %q is not an origin such as https://example.com:8443", o)
+		}
+		c.API.CORSOrigins = append(c.API.CORSOrigins, u.Scheme+"://"+u.Host)
+	}
 	return c, nil
+}
+
+// allowedHosts are the host names the server answers to: the list given,
+// or, when none is, the loopback names for a loopback address (a page that
+// rebinds its own name to 127.0.0.1 must not reach the server) and any
+// name otherwise (nil).
+func allowedHosts(list, addr string) []string {
+	if hs := splitList(list); len(hs) > 0 {
+		return hs
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return []string{"localhost", "127.0.0.1", "::1"}
+	}
+	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // redisStore reports whether the store is Redis.
@@ -114,7 +159,9 @@ func (c *serveConfig) logAttrs() []any {
 		"reference_limit", c.ReferenceLimit, "cache_dir", c.CacheDir, "store", redactURL(c.Store),
 		"state_dir", c.StateDir, "store_ttl", c.StoreTTL, "threads", c.Threads,
 		"api_key", key, "max_body_bytes", c.API.MaxBodyBytes, "max_images", c.API.MaxParts,
-		"max_pixels", c.API.MaxPixels, "request_timeout", c.API.RequestTimeout, "store_size", c.API.StoreSize,
+		"max_pixels", c.API.MaxPixels, "max_side", c.API.MaxSide, "max_aspect", c.API.MaxAspect,
+		"decode_memory", c.API.DecodeBytes, "allowed_hosts", c.API.AllowedHosts, "cors_origins", c.API.CORSOrigins,
+		"request_timeout", c.API.RequestTimeout, "store_size", c.API.StoreSize,
 		"max_k", c.API.MaxK, "max_batch", c.API.Batch.MaxBatch, "max_wait", c.API.Batch.MaxWait,
 		"queue", c.API.Batch.Queue, "workers", c.API.Batch.Workers, "shutdown_timeout", c.ShutdownTimeout}
 }
@@ -137,6 +184,22 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	log := slog.New(h)
 	log.Info("cebm serve", cfg.logAttrs()...)
+
+	// One server per state folder: two would give different items the
+	// same ids, and one's acknowledged items would be lost. (The snapshot
+	// cache needs no lock: its files are written whole, by rename, and two
+	// servers write the same bytes.)
+	if cfg.Store == "" {
+		lock, err := dirlock.Acquire(cfg.StateDir)
+		var held *dirlock.HeldError
+		if errors.As(err, &held) {
+			return fmt.Errorf("serve: --state-dir: the state folder %w; stop that cebm serve, or give this one another --state-dir", held)
+		}
+		if err != nil {
+			return fmt.Errorf("serve: --state-dir: %w", err)
+		}
+		defer lock.Release()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

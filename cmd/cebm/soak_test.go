@@ -22,6 +22,7 @@ import (
 type soakSample struct {
 	heapMiB, rssMiB float64
 	goroutines      float64
+	decodingMiB     float64 // reserved by the images being decoded
 }
 
 // scrape reads the Go runtime's and the process's gauges from /metrics.
@@ -47,14 +48,31 @@ func scrape(t *testing.T, base string) soakSample {
 			s.rssMiB = v / (1 << 20)
 		case "go_goroutines":
 			s.goroutines = v
+		case "cebm_decode_bytes":
+			s.decodingMiB = v / (1 << 20)
 		}
+	}
+	return s
+}
+
+// scrapeIdle scrapes at a moment when no image is being decoded (a worst-
+// case one holds up to 130 MiB while it is), or after a few seconds.
+func scrapeIdle(t *testing.T, base string) soakSample {
+	s := scrape(t, base)
+	for i := 0; i < 50 && s.decodingMiB > 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+		s = scrape(t, base)
 	}
 	return s
 }
 
 // TestSoak puts a steady mixed load on one `cebm serve` process (a child,
 // with the embedded store): /encode, /classify-knn by image and by id,
-// GET /posterior/{id}, POST /index/items. It reports the process's heap,
+// GET /posterior/{id}, POST /index/items, and now and then a worst-case
+// image: within the limits (a 4096×4096 or 8192×128 16-bit PNG, answered
+// 200 or 503 with Retry-After: decode-busy while another holds the decoding
+// memory, timeout on a machine too slow to decode it in time) or beyond
+// them (16777216×1, answered 413). It reports the process's heap,
 // resident memory and goroutines, and the requests' p99 latency, over the
 // first and the last 10 seconds after a warm-up, and fails if memory or
 // goroutines grow. CEBM_SOAK sets the duration (default 60s; `make soak`
@@ -83,6 +101,8 @@ func TestSoak(t *testing.T) {
 	for i := range pngs {
 		pngs[i] = digitPNG(t, test, i)
 	}
+	worst := [][]byte{worstPNG(t, 4096, 4096), worstPNG(t, 8192, 128)}
+	beyond := worstPNG(t, 1<<24, 1)
 	addr := freeAddr(t)
 	base := "http://" + addr
 	var logs lockedBuffer
@@ -107,7 +127,8 @@ func TestSoak(t *testing.T) {
 		ids    []string
 		failed atomic.Int64
 		total  atomic.Int64
-		added  atomic.Int64 // items added: the index and their images grow with them
+		heavy  [3]atomic.Int64 // worst-case images answered 200, 503 (busy or past the timeout) and 413
+		added  atomic.Int64    // items added: the index and their images grow with them
 	)
 	start := time.Now()
 	stop := make(chan struct{})
@@ -118,6 +139,9 @@ func TestSoak(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(c), 7))
 			client := &http.Client{Timeout: 30 * time.Second}
+			// The server answers a worst-case image within its request
+			// timeout (30 s), with 503 if need be.
+			heavyClient := &http.Client{Timeout: 2 * time.Minute}
 			for {
 				select {
 				case <-stop:
@@ -130,6 +154,24 @@ func TestSoak(t *testing.T) {
 					err  error
 				)
 				t0 := time.Now()
+				if rng.IntN(200) == 0 {
+					body, want := beyond, 413
+					if rng.IntN(4) > 0 {
+						body, want = worst[rng.IntN(len(worst))], 200
+					}
+					code, hdr, err := call(heavyClient, "POST", base+"/encode", "image/png", body, nil)
+					switch {
+					case err == nil && code == 413 && want == 413:
+						heavy[2].Add(1)
+					case err == nil && code == 200 && want == 200:
+						heavy[0].Add(1)
+					case err == nil && code == 503 && want == 200 && hdr.Get("Retry-After") != "":
+						heavy[1].Add(1) // decode-busy, or timeout on a slow machine
+					default:
+						t.Errorf("a worst-case image: %d %v, want %d", code, err, want)
+					}
+					continue
+				}
 				switch p := rng.IntN(100); {
 				case p < 45:
 					var out struct {
@@ -194,10 +236,10 @@ func TestSoak(t *testing.T) {
 		return float64(ds[len(ds)*99/100].Microseconds()) / 1000, len(ds)
 	}
 	time.Sleep(warmup + window)
-	first := scrape(t, base)
+	first := scrapeIdle(t, base)
 	time.Sleep(dur - warmup - 2*window)
 	time.Sleep(window)
-	last := scrape(t, base)
+	last := scrapeIdle(t, base)
 	close(stop)
 	wg.Wait()
 	p99a, na := p99(warmup, warmup+window)
@@ -208,10 +250,11 @@ func TestSoak(t *testing.T) {
 	kept := float64(added.Load()*perItem) / (1 << 20)
 	t.Logf("soak %v, %d clients, %d requests (%d failed), %d items added (%.1f MiB of state)",
 		dur, clients, total.Load(), failed.Load(), added.Load(), kept)
-	t.Logf("start: heap %.1f MiB, RSS %.1f MiB, %.0f goroutines, p99 %.1f ms over %d requests",
-		first.heapMiB, first.rssMiB, first.goroutines, p99a, na)
-	t.Logf("end:   heap %.1f MiB, RSS %.1f MiB, %.0f goroutines, p99 %.1f ms over %d requests",
-		last.heapMiB, last.rssMiB, last.goroutines, p99b, nb)
+	t.Logf("worst-case images: %d encoded, %d answered 503 (decode-busy or timeout), %d refused as beyond the limits", heavy[0].Load(), heavy[1].Load(), heavy[2].Load())
+	t.Logf("start: heap %.1f MiB (%.0f MiB decoding), RSS %.1f MiB, %.0f goroutines, p99 %.1f ms over %d requests",
+		first.heapMiB, first.decodingMiB, first.rssMiB, first.goroutines, p99a, na)
+	t.Logf("end:   heap %.1f MiB (%.0f MiB decoding), RSS %.1f MiB, %.0f goroutines, p99 %.1f ms over %d requests",
+		last.heapMiB, last.decodingMiB, last.rssMiB, last.goroutines, p99b, nb)
 	if failed.Load() > 0 {
 		t.Errorf("%d requests failed", failed.Load())
 	}
