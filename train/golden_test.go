@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/cebm/cebm/train/dnnl"
+	"github.com/cebm/cebm/train/engine"
+	"github.com/cebm/cebm/train/model"
 )
 
 var updateGolden = flag.Bool("golden.update", false, "rewrite testdata/golden.txt with this machine's hashes")
@@ -34,18 +36,22 @@ var goldenCases = []struct {
 	change func(*Config)
 }{
 	{"cd/onnxruntime", false, func(c *Config) {}},
-	{"cd/onednn", true, func(c *Config) { c.Engine = EngineOneDNN }},
-	{"cd/gmm-cebm", false, func(c *Config) { c.Kind = GMMCEBM }},
-	{"cd/gmm-cebm/onednn", true, func(c *Config) { c.Kind, c.Engine = GMMCEBM, EngineOneDNN }},
-	{"cd/igebm", false, func(c *Config) { c.Kind = IGEBM }},
-	{"cd/mixture/young", false, func(c *Config) { c.ReinitFrom, c.YoungSteps, c.ReinitProb = "mixture", 2, 0.3 }},
-	{"cd/data/ema/init-share", false, func(c *Config) { c.ReinitFrom, c.EMA, c.InitShare, c.ReinitProb = "data", 0.9, 0.3, 0.3 }},
-	{"cd/lsuv/cosine/freeze", false, func(c *Config) {
-		c.Init, c.Warmup, c.DecaySteps, c.LRFinal, c.FreezeConvs = InitLSUV, 1, 3, 1e-5, true
+	{"cd/onednn", true, func(c *Config) { c.Engine = engine.OneDNN }},
+	{"cd/gmm-cebm", false, func(c *Config) { c.Model.Kind = model.GMMCEBM }},
+	{"cd/gmm-cebm/onednn", true, func(c *Config) { c.Model.Kind, c.Engine = model.GMMCEBM, engine.OneDNN }},
+	{"cd/igebm", false, func(c *Config) { c.Model.Kind = model.IGEBM }},
+	{"cd/mixture/young", false, func(c *Config) {
+		c.Objective.CD.ReinitFrom, c.Objective.CD.YoungSteps, c.Objective.CD.ReinitProb = "mixture", 2, 0.3
 	}},
-	{"dsm", false, func(c *Config) { c.Objective, c.BaseSigma = "dsm", 0.8 }},
-	{"dsm/onednn", true, func(c *Config) { c.Objective, c.BaseSigma, c.Engine = "dsm", 0.8, EngineOneDNN }},
-	{"dsm/whiten", false, func(c *Config) { c.Objective, c.Whiten, c.WhitenEps = "dsm", 0.25, 0.05 }},
+	{"cd/data/ema/init-share", false, func(c *Config) {
+		c.Objective.CD.ReinitFrom, c.Optimiser.EMA, c.Optimiser.InitShare, c.Objective.CD.ReinitProb = "data", 0.9, 0.3, 0.3
+	}},
+	{"cd/lsuv/cosine/freeze", false, func(c *Config) {
+		c.Model.Init, c.Optimiser.Warmup, c.Optimiser.DecaySteps, c.Optimiser.LRFinal, c.Optimiser.FreezeConvs = model.InitLSUV, 1, 3, 1e-5, true
+	}},
+	{"dsm", false, func(c *Config) { c.Objective.Name, c.Objective.DSM.BaseSigma = "dsm", 0.8 }},
+	{"dsm/onednn", true, func(c *Config) { c.Objective.Name, c.Objective.DSM.BaseSigma, c.Engine = "dsm", 0.8, engine.OneDNN }},
+	{"dsm/whiten", false, func(c *Config) { c.Objective.Name, c.Model.Whiten, c.Model.WhitenEps = "dsm", 0.25, 0.05 }},
 }
 
 // TestGoldenRuns: a few updates of every objective, engine and chain start
@@ -96,7 +102,7 @@ func TestGoldenRuns(t *testing.T) {
 func goldenRun(t *testing.T, data Images, change func(*Config)) string {
 	t.Helper()
 	cfg := smallConfig()
-	cfg.Steps, cfg.CheckpointEvery = 3, 2
+	cfg.Run.Steps, cfg.Run.CheckpointEvery = 3, 2
 	change(&cfg)
 	dir := t.TempDir()
 	st, err := Run(context.Background(), cfg, data, RunOptions{Dir: dir})
@@ -161,11 +167,7 @@ func cpuName() string {
 // hashState feeds what a run carries from update to update into h.
 func hashState(h hash.Hash, st *State) {
 	fmt.Fprintf(h, "step %d ema-start %d from-init %v\n", st.Step, st.EMAStart, st.EMAFromInit)
-	buffer := st.Buffer
-	if st.Config.Objective == "dsm" {
-		buffer = nil // score matching keeps no chains
-	}
-	for _, group := range [][][]float32{st.Params, st.AdamM, st.AdamV, st.EMA, {buffer}} {
+	for _, group := range [][][]float32{st.Params, st.AdamM, st.AdamV, st.EMA, {st.Objective.Buffer}} {
 		fmt.Fprintf(h, "%d tensors\n", len(group))
 		for _, v := range group {
 			hashFloats(h, v)
