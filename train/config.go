@@ -55,6 +55,12 @@ type Optimiser struct {
 	// only the dense layers (and a GMM-CEBM's prior) learn.
 	FreezeConvs bool `json:"freeze_convs,omitempty"`
 
+	// LookaheadK, when > 0, wraps Adam in Lookahead: every K updates the
+	// slow weights move LookaheadAlpha of the way to the fast ones and the
+	// fast ones restart there (Trainer.lookahead).
+	LookaheadK     int     `json:"lookahead_k,omitempty"`
+	LookaheadAlpha float64 `json:"lookahead_alpha,omitempty"`
+
 	EMA float64 `json:"ema"` // decay of an exponential moving average of the parameters, exported instead of the last values; 0: off
 	// InitShare β, when > 0, exports β·θ₀ + (1 − β)·θ̄: θ₀ the run's
 	// initial parameters, θ̄ the trajectory's average (the moving average
@@ -128,6 +134,8 @@ func (c Optimiser) Validate() error {
 		return fmt.Errorf("init share %v: want a share in [0, 1)", c.InitShare)
 	case c.EMA < 0 || c.EMA >= 1:
 		return fmt.Errorf("ema decay %v outside [0, 1)", c.EMA)
+	case c.LookaheadK < 0 || (c.LookaheadK > 0 && (c.LookaheadAlpha <= 0 || c.LookaheadAlpha > 1)):
+		return fmt.Errorf("lookahead %d, alpha %v: want K ≥ 0 and 0 < α ≤ 1", c.LookaheadK, c.LookaheadAlpha)
 	}
 	return nil
 }

@@ -213,6 +213,11 @@ func trainLoop(ctx context.Context, t *Trainer, mf io.Writer, ckpt string, opt R
 			runErr = err
 			break
 		}
+		if st.Step%cfg.CheckpointEvery == 0 {
+			if m.BufferFD, err = t.BufferFD(); err != nil {
+				return err
+			}
+		}
 		line, _ := json.Marshal(m)
 		if _, err := mf.Write(append(line, '\n')); err != nil {
 			return err

@@ -38,10 +38,13 @@ type State struct {
 	// that after n updates it holds exactly dⁿ·θ₀ (ExportParams takes it
 	// out). Older runs seeded it with θ₁, one Adam step away.
 	EMAFromInit bool
-	AdamM       [][]float32
-	AdamV       [][]float32
-	Objective   objective.State // what the objective keeps between updates (contrastive divergence's replay buffer)
-	RNG         []byte          // PCG state
+	// Slow holds Lookahead's slow weights (Optimiser.LookaheadK > 0): the
+	// parameters of the last synchronisation.
+	Slow      [][]float32
+	AdamM     [][]float32
+	AdamV     [][]float32
+	Objective objective.State // what the objective keeps between updates (contrastive divergence's replay buffer)
+	RNG       []byte          // PCG state
 }
 
 // Metrics describe one parameter update.
@@ -53,6 +56,10 @@ type Metrics struct {
 	LR       float64 `json:"lr"`
 	StepsPer float64 `json:"steps_per_s"`
 	Elapsed  float64 `json:"elapsed_s"`
+	// BufferFD is the replay buffer's Fréchet distance to the training
+	// images (SampleQuality), logged at checkpoints of contrastive
+	// divergence.
+	BufferFD float64 `json:"buffer_fd,omitempty"`
 }
 
 // ErrDiverged reports a non-finite or exploding loss.
@@ -68,6 +75,8 @@ type Trainer struct {
 	pcg       *rand.PCG
 	rng       *rand.Rand
 	frozen    []bool // per parameter: ParamSpec.Frozen, or a convolution under FreezeConvs
+	data      Images
+	quality   *SampleQuality // fitted on first use (BufferFD)
 }
 
 // NewState starts a run: initial parameters, zero Adam moments and the
@@ -120,7 +129,7 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Trainer{State: st, Model: m, engine: e, pcg: pcg, rng: rand.New(pcg)}
+	t := &Trainer{State: st, Model: m, engine: e, pcg: pcg, rng: rand.New(pcg), data: data}
 	env := objective.Env{Model: m, Engine: e, Images: data.X, N: data.N,
 		Batch: cfg.Optimiser.BatchSize, RNG: t.rng, Seed: cfg.Run.Seed}
 	if t.objective, err = objective.New(env, cfg.Objective, &st.Objective); err != nil {
@@ -158,7 +167,9 @@ func (t *Trainer) Step() (Metrics, error) {
 // step and its time since start, and completes m.
 func (t *Trainer) update(grads [][]float32, start time.Time, m Metrics) Metrics {
 	t.seedEMA()
+	t.seedSlow()
 	t.adam(grads)
+	t.lookahead()
 	t.updateEMA()
 	t.State.Step++
 	dt := time.Since(start)
@@ -203,6 +214,49 @@ func (t *Trainer) adam(grads [][]float32) {
 			v[j] = fb2*v[j] + (1-fb2)*gj*gj
 			p[j] -= flr * m[j] / (float32(math.Sqrt(float64(v[j]))) + eps)
 		}
+	}
+}
+
+// lookahead is the Lookahead optimiser's outer step (Zhang, Lucas, Hinton
+// & Ba 2019) around Adam: every K updates the slow weights move a share
+// α towards the fast ones, φ ← φ + α·(θ − φ), and the fast weights start
+// again from them, θ ← φ. Contrastive divergence is a game between the
+// energy and its chains, whose gradients oscillate from update to update
+// (Adam's |m|/√v stays near 0.05 in the runs of docs/experiments.md);
+// Lookahead damps that oscillation, as it does for GANs (Chavdarova et
+// al. 2021). Adam's moments are kept.
+func (t *Trainer) lookahead() {
+	s, k := t.State, t.State.Config.Optimiser.LookaheadK
+	if k <= 0 {
+		s.Slow = nil
+		return
+	}
+	if (s.Step+1)%k != 0 {
+		return
+	}
+	a := float32(s.Config.Optimiser.LookaheadAlpha)
+	for i, p := range s.Params {
+		if t.frozen[i] {
+			continue
+		}
+		slow := s.Slow[i]
+		for j, v := range p {
+			slow[j] += a * (v - slow[j])
+			p[j] = slow[j]
+		}
+	}
+}
+
+// seedSlow starts Lookahead's slow weights at the parameters before the
+// update being made (θ₀ in a new run, where a resume turns it on).
+func (t *Trainer) seedSlow() {
+	s := t.State
+	if s.Config.Optimiser.LookaheadK <= 0 || len(s.Slow) == len(s.Params) {
+		return
+	}
+	s.Slow = make([][]float32, len(s.Params))
+	for i, p := range s.Params {
+		s.Slow[i] = append([]float32(nil), p...)
 	}
 }
 

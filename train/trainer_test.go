@@ -336,3 +336,69 @@ func TestFreezeConvs(t *testing.T) {
 		}
 	}
 }
+
+// TestLookahead: after K updates the parameters are θ₀ + α·(θ_K − θ₀),
+// θ_K where Adam alone would have taken them, and the slow weights are
+// there too.
+func TestLookahead(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Optimiser.LR = 1e-3
+	m, _ := ModelFor(cfg)
+	run := func(k int) (*State, [][]float32) {
+		c := cfg
+		c.Optimiser.LookaheadK, c.Optimiser.LookaheadAlpha = k, 0.5
+		st := NewState(c, m)
+		theta0 := clone2(st.Params)
+		tr, err := NewTrainer(st, mnistTrain(t, 64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		for range 3 {
+			if _, err := tr.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return st, theta0
+	}
+	plain, theta0 := run(0)
+	la, _ := run(3)
+	var worst, moved float64
+	for i := range la.Params {
+		for j, v := range la.Params[i] {
+			want := theta0[i][j] + 0.5*(plain.Params[i][j]-theta0[i][j])
+			worst = max(worst, math.Abs(float64(v-want)), math.Abs(float64(la.Slow[i][j]-v)))
+			moved = max(moved, math.Abs(float64(plain.Params[i][j]-theta0[i][j])))
+		}
+	}
+	if moved == 0 || worst > 1e-6 {
+		t.Fatalf("after K updates: off by %g from θ₀ + α·(θ_K − θ₀) (Adam moved %g)", worst, moved)
+	}
+}
+
+// TestChainEvery: with ChainEvery 2 the chains (and so the replay buffer)
+// move at every other update only, while the parameters move at each.
+func TestChainEvery(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Objective.CD.ChainEvery = 2
+	m, _ := ModelFor(cfg)
+	st := NewState(cfg, m)
+	tr, err := NewTrainer(st, mnistTrain(t, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for k := 1; k <= 4; k++ {
+		buf, params := slices.Clone(st.Objective.Buffer), clone2(st.Params)
+		if _, err := tr.Step(); err != nil {
+			t.Fatal(err)
+		}
+		chains := !slices.Equal(buf, st.Objective.Buffer)
+		if want := k%2 == 1; chains != want {
+			t.Errorf("update %d: chains moved %v, want %v", k, chains, want)
+		}
+		if slices.Equal(params[0], st.Params[0]) {
+			t.Errorf("update %d: parameters did not move", k)
+		}
+	}
+}

@@ -8,15 +8,16 @@ import (
 // CDConfig is contrastive divergence's section of the config: the energy's
 // L2 weight, the data noise and the persistent Langevin chains.
 type CDConfig struct {
-	Gamma      float64 `json:"gamma"`       // energy L2 weight γ
-	DataNoise  float64 `json:"data_noise"`  // std of the noise added to x+
-	SGLDSteps  int     `json:"sgld_steps"`  // L
-	SGLDStep   float64 `json:"sgld_step"`   // α/2: x ← x − (α/2)·∇E + σ·ε
-	SGLDNoise  float64 `json:"sgld_noise"`  // σ
-	BufferSize int     `json:"buffer_size"` // replay buffer
-	ReinitProb float64 `json:"reinit_prob"` // chance a chain restarts
-	ReinitFrom Start   `json:"reinit_from"` // where chains (re)start
-	YoungSteps int     `json:"young_steps"` // extra Langevin steps for chains that (re)start this update
+	Gamma      float64 `json:"gamma"`                 // energy L2 weight γ
+	DataNoise  float64 `json:"data_noise"`            // std of the noise added to x+
+	SGLDSteps  int     `json:"sgld_steps"`            // L
+	SGLDStep   float64 `json:"sgld_step"`             // α/2: x ← x − (α/2)·∇E + σ·ε
+	SGLDNoise  float64 `json:"sgld_noise"`            // σ
+	BufferSize int     `json:"buffer_size"`           // replay buffer
+	ReinitProb float64 `json:"reinit_prob"`           // chance a chain restarts
+	ReinitFrom Start   `json:"reinit_from"`           // where chains (re)start
+	YoungSteps int     `json:"young_steps"`           // extra Langevin steps for chains that (re)start this update
+	ChainEvery int     `json:"chain_every,omitempty"` // run the chains every k-th update; the others reuse the last negatives (0, 1: every update)
 }
 
 // Start names where Langevin chains start and restart (--reinit-from).
@@ -43,6 +44,8 @@ func (c CDConfig) Validate(batch int) error {
 		return fmt.Errorf("reinit-from %q: want %s, %s or %s", c.ReinitFrom, FromUniform, FromData, FromMixture)
 	case c.YoungSteps < 0:
 		return fmt.Errorf("young steps %d < 0", c.YoungSteps)
+	case c.ChainEvery < 0:
+		return fmt.Errorf("chain-every %d < 0", c.ChainEvery)
 	}
 	return nil
 }
@@ -62,6 +65,7 @@ type cd struct {
 	young             []int     // chains of this update that (re)started
 	xYoung            []float32 // their images, for the extra steps
 	wa, wb            []float32
+	updates           int // Steps since this objective was made (ChainEvery)
 }
 
 // cdState is a new run's replay buffer: U(−1, 1) noise (Begin restarts it
@@ -125,7 +129,7 @@ func (o *cd) Begin() {
 // [x+; x−] gives the energies and the gradient of
 // loss = mean E(x+) − mean E(x−) + γ(mean E(x+)² + mean E(x−)²).
 func (o *cd) Step(params [][]float32) (Update, error) {
-	cfg, rng := o.cfg, o.env.RNG
+	cfg := o.cfg
 	b, per := o.env.Batch, o.per
 
 	// x+ = data + N(0, σ_data²)
@@ -133,27 +137,15 @@ func (o *cd) Step(params [][]float32) (Update, error) {
 		o.noisyData(o.xPos[i*per:][:per])
 	}
 
-	// x− from the replay buffer (or fresh noise), then L Langevin steps.
-	o.young = o.young[:0]
-	for i := 0; i < b; i++ {
-		slot := rng.IntN(cfg.BufferSize)
-		o.slots[i] = slot
-		dst := o.xNeg[i*per:][:per]
-		if rng.Float64() < cfg.ReinitProb {
-			o.freshChain(dst)
-			o.young = append(o.young, i)
-		} else {
-			copy(dst, o.st.Buffer[slot*per:][:per])
+	// x− from the replay buffer (or fresh noise), then L Langevin steps;
+	// with ChainEvery k > 1 only every k-th update (and the first after a
+	// resume): the others reuse the last negatives against fresh
+	// positives — a positive costs one pass, a negative L + 1.
+	o.updates++
+	if k := cfg.ChainEvery; k <= 1 || (o.updates-1)%k == 0 {
+		if err := o.chains(params); err != nil {
+			return Update{}, err
 		}
-	}
-	if err := o.youngLangevin(params); err != nil {
-		return Update{}, err
-	}
-	if err := o.langevin(params, o.xNeg, cfg.SGLDSteps); err != nil {
-		return Update{}, err
-	}
-	for i, slot := range o.slots {
-		copy(o.st.Buffer[slot*per:][:per], o.xNeg[i*per:][:per])
 	}
 
 	energy, grads, err := o.env.Engine.ParamGrad(params, o.xBoth, o.wa, o.wb)
@@ -172,6 +164,35 @@ func (o *cd) Step(params [][]float32) (Update, error) {
 	ePos, eNeg = ePos/fb, eNeg/fb
 	loss := ePos - eNeg + cfg.Gamma*(e2Pos/fb+e2Neg/fb)
 	return Update{Grads: grads, Loss: loss, EPos: ePos, ENeg: eNeg, Negatives: true}, nil
+}
+
+// chains draws this update's negatives: chains from the replay buffer (or
+// fresh starts), L Langevin steps, written back to their slots.
+func (o *cd) chains(params [][]float32) error {
+	cfg, rng := o.cfg, o.env.RNG
+	b, per := o.env.Batch, o.per
+	o.young = o.young[:0]
+	for i := 0; i < b; i++ {
+		slot := rng.IntN(cfg.BufferSize)
+		o.slots[i] = slot
+		dst := o.xNeg[i*per:][:per]
+		if rng.Float64() < cfg.ReinitProb {
+			o.freshChain(dst)
+			o.young = append(o.young, i)
+		} else {
+			copy(dst, o.st.Buffer[slot*per:][:per])
+		}
+	}
+	if err := o.youngLangevin(params); err != nil {
+		return err
+	}
+	if err := o.langevin(params, o.xNeg, cfg.SGLDSteps); err != nil {
+		return err
+	}
+	for i, slot := range o.slots {
+		copy(o.st.Buffer[slot*per:][:per], o.xNeg[i*per:][:per])
+	}
+	return nil
 }
 
 // noisyData fills dst with a random training image plus N(0, σ_data²).
