@@ -20,6 +20,7 @@ import (
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/reference"
 	"github.com/cebm/cebm/train"
+	"github.com/cebm/cebm/train/model"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
@@ -45,9 +46,9 @@ func setup(t testing.TB) {
 		if fixture.err != nil {
 			return
 		}
-		for _, k := range []train.Kind{train.CEBM, train.GMMCEBM} {
+		for _, k := range []model.Kind{model.CEBM, model.GMMCEBM} {
 			cfg := train.DefaultConfig()
-			cfg.Kind = k
+			cfg.Model.Kind = k
 			m, err := train.ModelFor(cfg)
 			if err != nil {
 				fixture.err = err
@@ -57,7 +58,7 @@ func setup(t testing.TB) {
 			if fixture.err = train.ExportModel(p, train.NewState(cfg, m), []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}); fixture.err != nil {
 				return
 			}
-			if k == train.CEBM {
+			if k == model.CEBM {
 				fixture.cebm = p
 			} else {
 				fixture.gmm = p

@@ -7,15 +7,16 @@ import (
 	"time"
 
 	"github.com/cebm/cebm/train"
+	"github.com/cebm/cebm/train/model"
 )
 
 // TestExportedMetadataRoundTrip: a freshly exported model of every kind
 // loads with exactly the metadata train wrote into it.
 func TestExportedMetadataRoundTrip(t *testing.T) {
-	for _, kind := range []train.Kind{train.CEBM, train.GMMCEBM, train.IGEBM} {
+	for _, kind := range []model.Kind{model.CEBM, model.GMMCEBM, model.IGEBM} {
 		t.Run(string(kind), func(t *testing.T) {
 			cfg := train.DefaultConfig()
-			cfg.Kind = kind
+			cfg.Model.Kind = kind
 			m, err := train.ModelFor(cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 
 	"github.com/cebm/cebm/train"
+	"github.com/cebm/cebm/train/engine"
 	"github.com/cebm/cebm/train/graph"
+	"github.com/cebm/cebm/train/model"
 )
 
 // EnergyModel is an exported model's energy E(x) with its input gradient
@@ -17,8 +19,8 @@ import (
 // One goroutine at a time.
 type EnergyModel struct {
 	Config train.Config
-	Model  train.Model
-	engine train.Engine
+	Model  model.Model
+	engine engine.Engine
 	params [][]float32
 	per    int
 }
@@ -49,7 +51,7 @@ func LoadEnergyModel(path string, config json.RawMessage, threads int) (*EnergyM
 		}
 		params = append(params, v)
 	}
-	e, err := train.NewORTEngine(m, threads)
+	e, err := engine.NewORTEngine(m, threads)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func (m *EnergyModel) EnergyGrad(ctx context.Context, x []float32, batch int) (e
 func (m *EnergyModel) Sample(ctx context.Context, n, steps int, seed uint64) ([]float32, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x5a3))
 	x := UniformNoise(n, m.per, rng)
-	step, noise := float32(m.Config.SGLDStep), m.Config.SGLDNoise
+	step, noise := float32(m.Config.Objective.CD.SGLDStep), m.Config.Objective.CD.SGLDNoise
 	for k := 0; k < steps; k++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err

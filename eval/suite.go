@@ -488,11 +488,11 @@ func pictures(ctx context.Context, opt Options, r *Report, em *EnergyModel, zTes
 		return err
 	}
 	r.Settings.SGLDChains, r.Settings.SGLDSteps = opt.Chains, opt.ChainSteps
-	r.Settings.SGLDStep, r.Settings.SGLDNoise = em.Config.SGLDStep, em.Config.SGLDNoise
+	r.Settings.SGLDStep, r.Settings.SGLDNoise = em.Config.Objective.CD.SGLDStep, em.Config.Objective.CD.SGLDNoise
 	for i, v := range x { // the chains are not clamped; the picture is
 		x[i] = max(-1, min(1, v))
 	}
-	title := fmt.Sprintf("%d SGLD samples of %s from U(−1, 1) noise: %d steps, step %g, noise %g", opt.Chains, base, opt.ChainSteps, em.Config.SGLDStep, em.Config.SGLDNoise)
+	title := fmt.Sprintf("%d SGLD samples of %s from U(−1, 1) noise: %d steps, step %g, noise %g", opt.Chains, base, opt.ChainSteps, em.Config.Objective.CD.SGLDStep, em.Config.Objective.CD.SGLDNoise)
 	if err := SamplesPNG(filepath.Join(opt.Out, SamplesFile), x, opt.Chains, a.C, a.H, a.W, 8, title); err != nil {
 		return err
 	}

@@ -1,23 +1,37 @@
-// Package train trains conjugate energy-based models (CEBM, GMM-CEBM) and
-// the IGEBM baseline by contrastive divergence with persistent Langevin
-// chains, and exports their encoders to ONNX.
+// Package train runs the training of a conjugate energy-based model
+// (CEBM, GMM-CEBM) or the IGEBM baseline: the settings, the loop, the
+// optimiser, checkpoints, metrics and pictures. What it trains and how
+// live in the packages beneath it, each importing only those below it:
+//
+//	train        the run: Config, State, Trainer, Run, checkpoints
+//	objective    the loss: contrastive divergence (chains, replay buffer,
+//	             pixel mixture), denoising score matching
+//	engine       E, ∂E/∂x and the parameter gradients, on ONNX Runtime
+//	             (the reference) or on oneDNN (dnnl)
+//	export       the deployable encoder file
+//	plots        the training curves
+//	model        architectures, kinds, energies, initialisation, whitening
+//	dnnl, graph  oneDNN's network (cgo, -tags dnnl); ONNX graphs, autodiff
+//	             and ONNX Runtime sessions
 //
 // The pieces, in the order a run uses them:
 //
-//   - [Config] is the recipe (defaults from the authors' code) and
-//     [ModelFor] the [Model] it names: an [Arch] plus the energy of its
-//     [Kind]. Model.Build writes the network and the energy as graph nodes
-//     (package train/graph).
-//   - [Engine] runs the training graphs on ONNX Runtime: the energy, its
-//     input gradient for the Langevin steps, and the parameter gradient of
-//     the contrastive loss.
-//   - [State] holds everything a run needs to continue (parameters,
-//     optimiser moments, replay buffer, random state); [Trainer] advances it
-//     one update at a time ([Trainer.Step]).
+//   - [Config] is the recipe (defaults from the authors' code), one
+//     section per concern: model.Config, objective.Config, [Optimiser],
+//     [RunConfig] and the engine's name. [ModelFor] builds the model.Model
+//     it names.
+//   - [NewState] draws the initial parameters and the objective's state
+//     (the replay buffer) from the run's seed; [State] holds everything a
+//     run needs to continue (parameters, optimiser moments, moving
+//     average, objective state, random state).
+//   - [Trainer] advances it one update at a time ([Trainer.Step]): the
+//     objective (objective.Objective) draws its batch from the run's
+//     random stream and returns the gradients, which the trainer checks
+//     and applies with Adam and the moving average.
 //   - [Run] is `cebm train`: it steps until its duration ends or ctx is
 //     cancelled, writing checkpoints ([SaveCheckpoint], [LoadCheckpoint]),
 //     metrics.jsonl and pictures into the run folder.
-//   - [ExportModel] writes the deployable encoder x → t1, t2, energy (or
-//     feature, energy) with the parameters baked in and the metadata of
+//   - [ExportModel] writes the deployable encoder (package train/export)
+//     with the parameters [State.ExportParams] gives and the metadata of
 //     package internal/modelfile, which package encoder reads.
 package train

@@ -194,16 +194,19 @@ func symSqrt(c *mat.SymDense) *mat.Dense {
 // BufferFD is the replay buffer's SampleQuality score (0 without a
 // buffer: score matching), fitting it on first use.
 func (t *Trainer) BufferFD() (float64, error) {
-	if t.State.Config.Objective != "cd" {
+	buf := t.State.Objective.Buffer
+	if len(buf) == 0 {
 		return 0, nil
 	}
+	a := t.Model.Arch
+	per := a.C * a.H * a.W
 	if t.quality == nil {
-		rng := rand.New(rand.NewPCG(t.State.Config.Seed, 0x6664))
-		q, err := NewSampleQuality(t.data.X, t.data.N, t.per, rng)
+		rng := rand.New(rand.NewPCG(t.State.Config.Run.Seed, 0x6664))
+		q, err := NewSampleQuality(t.data.X, t.data.N, per, rng)
 		if err != nil {
 			return 0, err
 		}
 		t.quality = q
 	}
-	return t.quality.FD(t.State.Buffer, t.State.Config.BufferSize), nil
+	return t.quality.FD(buf, len(buf)/per), nil
 }

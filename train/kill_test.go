@@ -16,9 +16,9 @@ import (
 // it reaches exactly the state of a run that was never interrupted.
 func TestSIGKILLThenResume(t *testing.T) {
 	cfg := smallConfig()
-	cfg.CheckpointEvery = 1
+	cfg.Run.CheckpointEvery = 1
 	if dir := os.Getenv("CEBM_KILL_CHILD_DIR"); dir != "" {
-		cfg.Steps = 1000 // killed long before
+		cfg.Run.Steps = 1000 // killed long before
 		_, err := Run(context.Background(), cfg, mnistTrain(t, 200), RunOptions{Dir: dir})
 		t.Fatalf("child was not killed: %v", err)
 	}
@@ -50,7 +50,7 @@ func TestSIGKILLThenResume(t *testing.T) {
 		t.Fatalf("checkpoint after SIGKILL: %v", err)
 	}
 	resumed := cfg
-	resumed.Steps = st.Step + 2
+	resumed.Run.Steps = st.Step + 2
 	got, err := Run(context.Background(), resumed, mnistTrain(t, 200), RunOptions{Dir: dir, Resume: true})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestSIGKILLThenResume(t *testing.T) {
 	}
 	for i := range want.Params {
 		if !slices.Equal(got.Params[i], want.Params[i]) {
-			t.Fatalf("after SIGKILL at step %d and resume to %d, parameter tensor %d differs from an uninterrupted run", st.Step, resumed.Steps, i)
+			t.Fatalf("after SIGKILL at step %d and resume to %d, parameter tensor %d differs from an uninterrupted run", st.Step, resumed.Run.Steps, i)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cebm/cebm/internal/atomicfile"
+	"github.com/cebm/cebm/train/model"
 
 	"github.com/schollz/progressbar/v3"
 )
@@ -41,11 +42,12 @@ type RunOptions struct {
 	Log      func(format string, args ...any)
 }
 
-// Run trains until cfg.Steps or cfg.Duration, checkpointing every
-// cfg.CheckpointEvery steps and at the end, then exports the encoder to
-// Dir/model.onnx. A cancelled context stops after the current step with a
-// checkpoint. A diverged run keeps its last good checkpoint and returns an
-// error wrapping ErrDiverged.
+// Run trains until the run's Steps or Duration, checkpointing every
+// CheckpointEvery steps and at the end, and draws the pictures (curves and
+// samples) into Dir; the caller exports the encoder (ExportModel). A
+// cancelled context stops after the current step with a checkpoint. A
+// diverged run keeps its last good checkpoint and returns an error
+// wrapping ErrDiverged.
 func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, error) {
 	logf := opt.Log
 	if logf == nil {
@@ -73,8 +75,8 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 		return nil, err
 	}
 	defer t.Close()
-	if !opt.Resume && st.Config.ReinitFrom != "uniform" {
-		t.FillBuffer()
+	if !opt.Resume {
+		t.objective.Begin()
 	}
 	mf, err := os.OpenFile(filepath.Join(opt.Dir, MetricsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -101,14 +103,8 @@ func resumeState(ckpt string, cfg Config, opt RunOptions) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}
-	// Checkpoints from before these settings existed.
-	if st.Config.ReinitFrom == "" {
-		st.Config.ReinitFrom = "uniform"
-	}
-	if st.Config.Objective == "" {
-		st.Config.Objective = "cd"
-	}
-	st.Config.Steps, st.Config.Duration, st.Config.Threads = cfg.Steps, cfg.Duration, cfg.Threads
+	r := &st.Config.Run
+	r.Steps, r.Duration, r.Threads = cfg.Run.Steps, cfg.Run.Duration, cfg.Run.Threads
 	if opt.OnResume != nil {
 		opt.OnResume(&st.Config)
 	}
@@ -136,17 +132,18 @@ func startState(ckpt string, cfg Config, data Images) (*State, error) {
 		return nil, err
 	}
 	st := NewState(cfg, m)
-	if cfg.Whiten > 0 {
+	mc, seed := cfg.Model, cfg.Run.Seed
+	if mc.Whiten > 0 {
 		a := m.Arch
-		p, err := FitWhitening(data.X, data.N, a.C*a.H*a.W, cfg.Whiten, cfg.WhitenEps, rand.New(rand.NewPCG(cfg.Seed, 0x77686974)))
+		p, err := model.FitWhitening(data.X, data.N, a.C*a.H*a.W, mc.Whiten, mc.WhitenEps, rand.New(rand.NewPCG(seed, 0x77686974)))
 		if err != nil {
 			return nil, err
 		}
 		st.Params[len(a.ParamSpecs())-1] = p
 	}
-	if cfg.Init == InitLSUV {
-		rng := rand.New(rand.NewPCG(cfg.Seed, 0x6c737576))
-		if err := LSUV(m, st.Params, data, rng, cfg.Threads); err != nil {
+	if mc.Init == model.InitLSUV {
+		rng := rand.New(rand.NewPCG(seed, 0x6c737576))
+		if err := model.LSUV(m, st.Params, data.X, data.N, rng, cfg.Run.Threads); err != nil {
 			return nil, err
 		}
 	}
@@ -160,7 +157,7 @@ func newProgressBar(w io.Writer, st *State) *progressbar.ProgressBar {
 	if w == nil {
 		return nil
 	}
-	max := int64(st.Config.Steps)
+	max := int64(st.Config.Run.Steps)
 	if max <= 0 {
 		max = -1
 	}
@@ -183,7 +180,7 @@ func newProgressBar(w io.Writer, st *State) *progressbar.ProgressBar {
 // checkpoint.
 func trainLoop(ctx context.Context, t *Trainer, mf io.Writer, ckpt string, opt RunOptions, logf func(string, ...any)) error {
 	st := t.State
-	cfg := st.Config
+	cfg := st.Config.Run
 	bar := newProgressBar(opt.Progress, st)
 	save := func() error {
 		if err := t.SyncRNG(); err != nil {

@@ -7,6 +7,10 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/cebm/cebm/train/engine"
+	"github.com/cebm/cebm/train/model"
+	"github.com/cebm/cebm/train/objective"
 )
 
 // Images is a training set: N images of C×H×W, NCHW float32 in [−1, 1].
@@ -23,7 +27,7 @@ type State struct {
 	Step    int           // parameter updates done
 	Elapsed time.Duration // training wall time so far
 	Params  [][]float32
-	EMA     [][]float32 // moving average of Params (Config.EMA > 0)
+	EMA     [][]float32 // moving average of Params (Optimiser.EMA > 0)
 	// EMAStart is the update after which the moving average started, at
 	// the parameters of that update: 0 when it was seeded with the initial
 	// parameters θ₀, before the first update (EMAFromInit). Checkpoints
@@ -34,13 +38,13 @@ type State struct {
 	// that after n updates it holds exactly dⁿ·θ₀ (ExportParams takes it
 	// out). Older runs seeded it with θ₁, one Adam step away.
 	EMAFromInit bool
-	// Slow holds Lookahead's slow weights (Config.LookaheadK > 0): the
+	// Slow holds Lookahead's slow weights (Optimiser.LookaheadK > 0): the
 	// parameters of the last synchronisation.
-	Slow   [][]float32
-	AdamM  [][]float32
-	AdamV  [][]float32
-	Buffer []float32 // replay buffer, BufferSize images
-	RNG    []byte    // PCG state
+	Slow      [][]float32
+	AdamM     [][]float32
+	AdamV     [][]float32
+	Objective objective.State // what the objective keeps between updates (contrastive divergence's replay buffer)
+	RNG       []byte          // PCG state
 }
 
 // Metrics describe one parameter update.
@@ -61,32 +65,24 @@ type Metrics struct {
 // ErrDiverged reports a non-finite or exploding loss.
 var ErrDiverged = errors.New("training diverged")
 
-// Trainer runs contrastive divergence with persistent Langevin chains.
+// Trainer advances a run one update at a time: the objective's gradients,
+// then Adam and the moving average.
 type Trainer struct {
-	State   *State
-	Model   Model
-	engine  Engine
-	data    Images
-	pcg     *rand.PCG
-	rng     *rand.Rand
-	per     int            // values per image
-	mix     *PixelMixture  // chain starts for ReinitFrom "mixture"
-	quality *SampleQuality // fitted on first use (BufferFD)
-	haveNeg bool           // xNeg holds this run's negatives (ChainEvery)
-	frozen  []bool         // per parameter: ParamSpec.Frozen
-
-	// scratch, reused every step
-	xPos, xNeg, xBoth []float32
-	slots             []int
-	young             []int     // chains of this update that (re)started
-	xYoung            []float32 // their images, for the extra steps
-	wa, wb            []float32
-	sigma, invVar     []float32 // dsm: per-image noise level and base precision
+	State     *State
+	Model     model.Model
+	engine    engine.Engine
+	objective objective.Objective
+	pcg       *rand.PCG
+	rng       *rand.Rand
+	frozen    []bool // per parameter: ParamSpec.Frozen, or a convolution under FreezeConvs
+	data      Images
+	quality   *SampleQuality // fitted on first use (BufferFD)
 }
 
-// NewState starts a run: initial parameters, zero Adam moments and a replay
-// buffer of U(−1, 1) noise, all from cfg.Seed.
-func NewState(cfg Config, m Model) *State {
+// NewState starts a run: initial parameters, zero Adam moments and the
+// objective's state (a replay buffer of U(−1, 1) noise), all from the
+// run's seed.
+func NewState(cfg Config, m model.Model) *State {
 	pcg, rng := initStream(cfg)
 	params := m.InitParams(rng)
 	st := &State{Config: cfg, Params: params}
@@ -95,30 +91,20 @@ func NewState(cfg Config, m Model) *State {
 		st.AdamV = append(st.AdamV, make([]float32, len(p)))
 	}
 	a := m.Arch
-	st.Buffer = make([]float32, cfg.BufferSize*a.C*a.H*a.W)
-	for i := range st.Buffer {
-		st.Buffer[i] = float32(2*rng.Float64() - 1)
-	}
+	st.Objective = objective.NewState(cfg.Objective, a.C*a.H*a.W, rng)
 	st.RNG, _ = pcg.MarshalBinary()
 	return st
 }
 
 // initStream is the random stream a run starts from: its initial
-// parameters, then its replay buffer, then everything else.
+// parameters, then the objective's state, then everything else.
 func initStream(cfg Config) (*rand.PCG, *rand.Rand) {
-	pcg := rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)
+	pcg := rand.NewPCG(cfg.Run.Seed, 0x9e3779b97f4a7c15)
 	return pcg, rand.New(pcg)
 }
 
 // ModelFor builds the model a config describes.
-func ModelFor(cfg Config) (Model, error) {
-	arch, err := ArchByName(cfg.Arch)
-	if err != nil {
-		return Model{}, err
-	}
-	arch.Whiten = cfg.Whiten > 0
-	return NewModel(cfg.Kind, arch, cfg.Components)
-}
+func ModelFor(cfg Config) (model.Model, error) { return model.FromConfig(cfg.Model) }
 
 // NewTrainer prepares a run from a state (new or from a checkpoint).
 func NewTrainer(st *State, data Images) (*Trainer, error) {
@@ -135,101 +121,46 @@ func NewTrainer(st *State, data Images) (*Trainer, error) {
 	if data.N < 1 || len(data.X) != data.N*per {
 		return nil, fmt.Errorf("training data: %d values for %d images of %d×%d×%d", len(data.X), data.N, a.C, a.H, a.W)
 	}
-	if len(st.Buffer) != cfg.BufferSize*per {
-		return nil, fmt.Errorf("replay buffer has %d values, want %d", len(st.Buffer), cfg.BufferSize*per)
-	}
 	pcg := &rand.PCG{}
 	if err := pcg.UnmarshalBinary(st.RNG); err != nil {
 		return nil, fmt.Errorf("random state: %w", err)
 	}
-	var mix *PixelMixture
-	if cfg.ReinitFrom == "mixture" {
-		// Its own random stream from the seed: the same fit on every resume,
-		// and the run's stream is left as it was.
-		fitRNG := rand.New(rand.NewPCG(cfg.Seed, 0x6d69787475726521))
-		if mix, err = FitPixelMixture(data.X, data.N, per, MixtureComponents, MixtureRank, fitRNG); err != nil {
-			return nil, err
-		}
-	}
-	e, err := NewEngine(cfg.Engine, m, cfg.Threads)
+	e, err := engine.New(cfg.Engine, m, cfg.Run.Threads)
 	if err != nil {
 		return nil, err
 	}
-	b := cfg.BatchSize
-	t := &Trainer{mix: mix,
-		State: st, Model: m, engine: e, data: data, pcg: pcg, rng: rand.New(pcg), per: per,
-		xBoth: make([]float32, 2*b*per), slots: make([]int, b),
-		wa: make([]float32, 2*b), wb: make([]float32, 2*b),
-		sigma: make([]float32, b), invVar: make([]float32, b),
+	t := &Trainer{State: st, Model: m, engine: e, pcg: pcg, rng: rand.New(pcg), data: data}
+	env := objective.Env{Model: m, Engine: e, Images: data.X, N: data.N,
+		Batch: cfg.Optimiser.BatchSize, RNG: t.rng, Seed: cfg.Run.Seed}
+	if t.objective, err = objective.New(env, cfg.Objective, &st.Objective); err != nil {
+		e.Close()
+		return nil, err
 	}
-	t.xPos, t.xNeg = t.xBoth[:b*per], t.xBoth[b*per:]
 	for _, s := range m.ParamSpecs() {
-		t.frozen = append(t.frozen, s.Frozen || cfg.FreezeConvs && strings.HasPrefix(s.Name, "conv"))
-	}
-	for i := 0; i < b; i++ {
-		t.wa[i], t.wa[b+i] = 1/float32(b), -1/float32(b)
-	}
-	for i := range t.wb {
-		t.wb[i] = float32(2 * cfg.Gamma / float64(b))
+		t.frozen = append(t.frozen, s.Frozen || cfg.Optimiser.FreezeConvs && strings.HasPrefix(s.Name, "conv"))
 	}
 	return t, nil
 }
 
-// Close releases ONNX Runtime sessions.
+// Close releases the engine.
 func (t *Trainer) Close() {
 	t.engine.Close()
 }
 
-// Engine exposes the compiled graphs (sampling, evaluation).
-func (t *Trainer) Engine() Engine { return t.engine }
-
-// nextIndex draws a training image uniformly with replacement, from the
-// run's one random stream, so a resumed run continues the same sequence.
-func (t *Trainer) nextIndex() int { return t.rng.IntN(t.data.N) }
-
 // Step does one parameter update and returns its metrics.
 func (t *Trainer) Step() (Metrics, error) {
-	if t.State.Config.Objective == "dsm" {
-		return t.dsmStep()
-	}
-	return t.cdStep()
-}
-
-// dsmStep is one update of multi-scale denoising score matching: x̃ = x +
-// σ·ε with σ log-uniform in [SigmaMin, SigmaMax], loss mean_i
-// ½‖σ_i·∂E′/∂x(x̃_i) − ε_i‖² (Engine.DSMGrad). EPos is the mean energy of
-// the noisy images; ENeg is not defined (0).
-func (t *Trainer) dsmStep() (Metrics, error) {
-	cfg := t.State.Config
-	b, per := cfg.BatchSize, t.per
 	start := time.Now()
-	xt, eps := t.xPos, t.xNeg // scratch: noisy images and their noise
-	lo, hi := math.Log(cfg.SigmaMin), math.Log(cfg.SigmaMax)
-	for i := 0; i < b; i++ {
-		sigma := math.Exp(lo + (hi-lo)*t.rng.Float64())
-		t.sigma[i] = float32(sigma)
-		t.invVar[i] = float32(cfg.BasePrecision(sigma))
-		src := t.data.X[t.nextIndex()*per:][:per]
-		for j, v := range src {
-			e := t.rng.NormFloat64()
-			eps[i*per+j] = float32(e)
-			xt[i*per+j] = v + float32(sigma*e)
-		}
-	}
-	energy, losses, grads, err := t.engine.DSMGrad(t.State.Params, xt, eps, t.sigma, t.invVar, t.wa[:b])
+	u, err := t.objective.Step(t.State.Params)
 	if err != nil {
 		return Metrics{}, err
 	}
-	var loss, ePos float64
-	for i := 0; i < b; i++ {
-		loss += float64(losses[i])
-		ePos += float64(energy[i])
+	if err := t.checkFinite(u.Loss, u.Grads); err != nil {
+		if !u.Negatives {
+			return Metrics{}, fmt.Errorf("%w (E %.4g)", err, u.EPos)
+		}
+		return Metrics{}, fmt.Errorf("%w (E+ %.4g, E− %.4g)", err, u.EPos, u.ENeg)
 	}
-	loss, ePos = loss/float64(b), ePos/float64(b)
-	if err := t.checkFinite(loss, grads); err != nil {
-		return Metrics{}, fmt.Errorf("%w (E %.4g)", err, ePos)
-	}
-	return t.update(grads, start, Metrics{Loss: loss, EPos: ePos}), nil
+	return t.update(u.Grads, start, Metrics{Loss: u.Loss, EPos: u.EPos, ENeg: u.ENeg}), nil
 }
 
 // update applies the gradients (Adam, then the moving average), counts the
@@ -243,7 +174,7 @@ func (t *Trainer) update(grads [][]float32, start time.Time, m Metrics) Metrics 
 	t.State.Step++
 	dt := time.Since(start)
 	t.State.Elapsed += dt
-	m.Step, m.LR = t.State.Step, t.State.Config.LRAt(t.State.Step)
+	m.Step, m.LR = t.State.Step, t.State.Config.Optimiser.LRAt(t.State.Step)
 	m.StepsPer, m.Elapsed = 1/dt.Seconds(), t.State.Elapsed.Seconds()
 	return m
 }
@@ -251,9 +182,9 @@ func (t *Trainer) update(grads [][]float32, start time.Time, m Metrics) Metrics 
 // checkFinite is the divergence guard: a non-finite or exploding loss, or
 // a non-finite gradient, stops the run.
 func (t *Trainer) checkFinite(loss float64, grads [][]float32) error {
-	cfg := t.State.Config
-	if math.IsNaN(loss) || math.IsInf(loss, 0) || math.Abs(loss) > cfg.MaxLoss {
-		return fmt.Errorf("%w at step %d: loss %v (limit %g)", ErrDiverged, t.State.Step+1, loss, cfg.MaxLoss)
+	limit := t.State.Config.Run.MaxLoss
+	if math.IsNaN(loss) || math.IsInf(loss, 0) || math.Abs(loss) > limit {
+		return fmt.Errorf("%w at step %d: loss %v (limit %g)", ErrDiverged, t.State.Step+1, loss, limit)
 	}
 	for _, g := range grads {
 		for _, v := range g {
@@ -265,155 +196,9 @@ func (t *Trainer) checkFinite(loss float64, grads [][]float32) error {
 	return nil
 }
 
-// cdStep is one update of contrastive divergence with persistent Langevin
-// chains (the paper, Wu et al. 2021, §3 and its supplement).
-func (t *Trainer) cdStep() (Metrics, error) {
-	cfg := t.State.Config
-	b, per := cfg.BatchSize, t.per
-	start := time.Now()
-
-	// x+ = data + N(0, σ_data²)
-	for i := 0; i < b; i++ {
-		t.noisyData(t.xPos[i*per:][:per])
-	}
-
-	// x− from the replay buffer (or fresh noise), then L Langevin steps;
-	// with ChainEvery k > 1, only every k-th update: the others reuse the
-	// last negatives against fresh positives (a positive costs one pass,
-	// a negative L + 1).
-	if k := cfg.ChainEvery; k > 1 && t.State.Step%k != 0 && t.haveNeg {
-		return t.paramStep(start)
-	}
-	t.young = t.young[:0]
-	for i := 0; i < b; i++ {
-		slot := t.rng.IntN(cfg.BufferSize)
-		t.slots[i] = slot
-		dst := t.xNeg[i*per:][:per]
-		if t.rng.Float64() < cfg.ReinitProb {
-			t.freshChain(dst)
-			t.young = append(t.young, i)
-		} else {
-			copy(dst, t.State.Buffer[slot*per:][:per])
-		}
-	}
-	if err := t.youngLangevin(); err != nil {
-		return Metrics{}, err
-	}
-	if err := t.Langevin(t.xNeg, cfg.SGLDSteps); err != nil {
-		return Metrics{}, err
-	}
-	for i, slot := range t.slots {
-		copy(t.State.Buffer[slot*per:][:per], t.xNeg[i*per:][:per])
-	}
-	t.haveNeg = true
-	return t.paramStep(start)
-}
-
-// paramStep is contrastive divergence's parameter update on [x+; x−].
-func (t *Trainer) paramStep(start time.Time) (Metrics, error) {
-	cfg := t.State.Config
-	b := cfg.BatchSize
-
-	// One pass over [x+; x−] gives the energies and the loss gradient.
-	var (
-		energy []float32
-		grads  [][]float32
-		err    error
-	)
-	energy, grads, err = t.engine.ParamGrad(t.State.Params, t.xBoth, t.wa, t.wb)
-	if err != nil {
-		return Metrics{}, err
-	}
-	var ePos, eNeg, e2Pos, e2Neg float64
-	for i := 0; i < b; i++ {
-		p, n := float64(energy[i]), float64(energy[b+i])
-		ePos += p
-		eNeg += n
-		e2Pos += p * p
-		e2Neg += n * n
-	}
-	fb := float64(b)
-	ePos, eNeg = ePos/fb, eNeg/fb
-	loss := ePos - eNeg + cfg.Gamma*(e2Pos/fb+e2Neg/fb)
-	if err := t.checkFinite(loss, grads); err != nil {
-		return Metrics{}, fmt.Errorf("%w (E+ %.4g, E− %.4g)", err, ePos, eNeg)
-	}
-	return t.update(grads, start, Metrics{Loss: loss, EPos: ePos, ENeg: eNeg}), nil
-}
-
-// noisyData fills dst with a random training image plus N(0, σ_data²).
-func (t *Trainer) noisyData(dst []float32) {
-	src := t.data.X[t.nextIndex()*t.per:][:t.per]
-	sd := t.State.Config.DataNoise
-	for j, v := range src {
-		dst[j] = v + float32(sd*t.rng.NormFloat64())
-	}
-}
-
-// freshChain starts a Langevin chain: U(−1, 1) noise (the paper), a
-// noisy training image (short-run contrastive divergence from the data), or
-// a draw from the pixel-space mixture.
-func (t *Trainer) freshChain(dst []float32) {
-	switch t.State.Config.ReinitFrom {
-	case "data":
-		t.noisyData(dst)
-	case "mixture":
-		t.mix.Sample(dst, t.rng)
-	default:
-		for j := range dst {
-			dst[j] = float32(2*t.rng.Float64() - 1)
-		}
-	}
-}
-
-// FillBuffer starts every chain of the replay buffer afresh (a new run
-// whose chains start elsewhere than U(−1, 1), where NewState left them).
-func (t *Trainer) FillBuffer() {
-	per := t.per
-	for i := 0; i < t.State.Config.BufferSize; i++ {
-		t.freshChain(t.State.Buffer[i*per:][:per])
-	}
-}
-
-// youngLangevin gives the chains that (re)started in this update
-// YoungSteps extra Langevin steps, as one smaller batch.
-func (t *Trainer) youngLangevin() error {
-	steps, per := t.State.Config.YoungSteps, t.per
-	if steps == 0 || len(t.young) == 0 {
-		return nil
-	}
-	t.xYoung = t.xYoung[:0]
-	for _, i := range t.young {
-		t.xYoung = append(t.xYoung, t.xNeg[i*per:][:per]...)
-	}
-	if err := t.Langevin(t.xYoung, steps); err != nil {
-		return err
-	}
-	for k, i := range t.young {
-		copy(t.xNeg[i*per:][:per], t.xYoung[k*per:][:per])
-	}
-	return nil
-}
-
-// Langevin runs L steps of x ← x − (α/2)·∇x E(x) + σ·ε in place.
-func (t *Trainer) Langevin(x []float32, steps int) error {
-	cfg := t.State.Config
-	step, noise := float32(cfg.SGLDStep), cfg.SGLDNoise
-	for k := 0; k < steps; k++ {
-		_, gx, err := t.engine.EnergyGrad(t.State.Params, x)
-		if err != nil {
-			return err
-		}
-		for j := range x {
-			x[j] += -step*gx[j] + float32(noise*t.rng.NormFloat64())
-		}
-	}
-	return nil
-}
-
 // adam applies one Adam update (Kingma & Ba) in place.
 func (t *Trainer) adam(grads [][]float32) {
-	cfg := t.State.Config
+	cfg := t.State.Config.Optimiser
 	s := t.State
 	step := float64(s.Step + 1)
 	b1, b2 := cfg.Beta1, cfg.Beta2
@@ -441,7 +226,7 @@ func (t *Trainer) adam(grads [][]float32) {
 // Lookahead damps that oscillation, as it does for GANs (Chavdarova et
 // al. 2021). Adam's moments are kept.
 func (t *Trainer) lookahead() {
-	s, k := t.State, t.State.Config.LookaheadK
+	s, k := t.State, t.State.Config.Optimiser.LookaheadK
 	if k <= 0 {
 		s.Slow = nil
 		return
@@ -449,7 +234,7 @@ func (t *Trainer) lookahead() {
 	if (s.Step+1)%k != 0 {
 		return
 	}
-	a := float32(s.Config.LookaheadAlpha)
+	a := float32(s.Config.Optimiser.LookaheadAlpha)
 	for i, p := range s.Params {
 		if t.frozen[i] {
 			continue
@@ -466,7 +251,7 @@ func (t *Trainer) lookahead() {
 // update being made (θ₀ in a new run, where a resume turns it on).
 func (t *Trainer) seedSlow() {
 	s := t.State
-	if s.Config.LookaheadK <= 0 || len(s.Slow) == len(s.Params) {
+	if s.Config.Optimiser.LookaheadK <= 0 || len(s.Slow) == len(s.Params) {
 		return
 	}
 	s.Slow = make([][]float32, len(s.Params))
@@ -481,7 +266,7 @@ func (t *Trainer) seedSlow() {
 // A resume that turns the average on seeds it where the run stands.
 func (t *Trainer) seedEMA() {
 	s := t.State
-	if s.Config.EMA == 0 || len(s.EMA) == len(s.Params) {
+	if s.Config.Optimiser.EMA == 0 || len(s.EMA) == len(s.Params) {
 		return
 	}
 	s.EMA = make([][]float32, len(s.Params))
@@ -495,7 +280,7 @@ func (t *Trainer) seedEMA() {
 // (seedEMA started it).
 func (t *Trainer) updateEMA() {
 	s := t.State
-	d := float32(s.Config.EMA)
+	d := float32(s.Config.Optimiser.EMA)
 	if d == 0 {
 		s.EMA = nil
 		return
@@ -511,7 +296,7 @@ func (t *Trainer) updateEMA() {
 // ExportParams are the parameters a model is exported with: the moving
 // average when one is kept, else the last values. m is the state's model.
 //
-// With Config.InitShare β it is β·θ₀ + (1 − β)·θ̄, θ₀ the initial
+// With Optimiser.InitShare β it is β·θ₀ + (1 − β)·θ̄, θ₀ the initial
 // parameters and θ̄ the average of the trajectory: with a moving average,
 // the average with its starting point taken out (bias-corrected as Adam's
 // moments are: the average seeded with θ₀ holds a share dⁿ of it after n
@@ -522,13 +307,14 @@ func (t *Trainer) updateEMA() {
 // started at θ₁ (the correction would scale Adam's first step by
 // dⁿ/(1 − dⁿ): ×124 after 129 updates at d = 0.9999375). Frozen tensors
 // (a fitted whitening map) are exported as they are.
-func (s *State) ExportParams(m Model) ([][]float32, error) {
-	ema := len(s.EMA) == len(s.Params) && s.Config.EMA > 0
+func (s *State) ExportParams(m model.Model) ([][]float32, error) {
+	opt := s.Config.Optimiser
+	ema := len(s.EMA) == len(s.Params) && opt.EMA > 0
 	p := s.Params
 	if ema {
 		p = s.EMA
 	}
-	beta := s.Config.InitShare
+	beta := opt.InitShare
 	if beta == 0 {
 		return p, nil
 	}
@@ -537,7 +323,7 @@ func (s *State) ExportParams(m Model) ([][]float32, error) {
 		if !s.EMAFromInit {
 			return nil, fmt.Errorf("init share: the moving average was seeded after update %d, not with the initial parameters (a resume turned it on, or the checkpoint predates exact seeding); export with --ema 0", max(s.EMAStart, 1))
 		}
-		share = math.Pow(s.Config.EMA, float64(s.Step))
+		share = math.Pow(opt.EMA, float64(s.Step))
 	}
 	_, rng := initStream(s.Config)
 	init := m.InitParams(rng)

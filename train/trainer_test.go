@@ -4,147 +4,29 @@ import (
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/cebm/cebm/data"
+	"github.com/cebm/cebm/train/internal/traintest"
+	"github.com/cebm/cebm/train/model"
 )
 
 // smallConfig is a recipe small enough for unit tests.
 func smallConfig() Config {
 	c := DefaultConfig()
-	c.BatchSize, c.BufferSize, c.SGLDSteps = 16, 64, 4
-	c.Steps, c.CheckpointEvery, c.Threads = 6, 2, 1
+	c.Optimiser.BatchSize, c.Objective.CD.BufferSize, c.Objective.CD.SGLDSteps = 16, 64, 4
+	c.Run.Steps, c.Run.CheckpointEvery, c.Run.Threads = 6, 2, 1
 	return c
 }
 
-var mnistOnce struct {
-	set *data.Set
-	err error
-}
-
-// mnistTrain loads the real MNIST training split once per test binary.
+// mnistTrain is the first n images of the real MNIST training split.
 func mnistTrain(t *testing.T, n int) Images {
 	t.Helper()
-	if mnistOnce.set == nil && mnistOnce.err == nil {
-		mnistOnce.set, mnistOnce.err = data.Load("mnist", "train")
-	}
-	if mnistOnce.err != nil {
-		t.Fatal(mnistOnce.err)
-	}
-	s := mnistOnce.set
-	return Images{X: s.Images[:n*s.Size()], N: n, Classes: s.Classes}
-}
-
-// TestGMMEnergyGraph: the GMM-CEBM energy graph equals expfam's direct
-// log-sum-exp over the components, evaluated on the graph's own t(x).
-func TestGMMEnergyGraph(t *testing.T) {
-	const n = 3
-	m, _ := NewModel(GMMCEBM, MNISTArch(), 4)
-	params := m.InitParams(rand.New(rand.NewPCG(2, 3)))
-	x := randVec(n*784, 4)
-	model, err := ExportGraph(m, params, testMeta(m, params))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := runExported(t, model, []string{outT1, outT2, outE}, x, n)
-	mix := m.Prior(params)
-	d := m.Arch.LatentDim
-	for b := 0; b < n; b++ {
-		t1, t2 := make([]float64, d), make([]float64, d)
-		for i := 0; i < d; i++ {
-			t1[i], t2[i] = float64(out[0][b*d+i]), float64(out[1][b*d+i])
-		}
-		want := mix.Energy(t1, t2)
-		if math.Abs(float64(out[2][b])-want) > 1e-4*math.Max(1, math.Abs(want)) {
-			t.Errorf("image %d: graph energy %v, direct log-sum-exp %v", b, out[2][b], want)
-		}
-	}
-}
-
-// TestLangevinStep: with zero noise one step is exactly x − (α/2)·∇E.
-func TestLangevinStep(t *testing.T) {
-	cfg := smallConfig()
-	cfg.SGLDNoise, cfg.SGLDStep = 0, 0.5
-	m, _ := ModelFor(cfg)
-	tr, err := NewTrainer(NewState(cfg, m), mnistTrain(t, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	x := randVec(2*784, 5)
-	_, g, err := tr.Engine().EnergyGrad(tr.State.Params, x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := make([]float32, len(x))
-	for i := range x {
-		want[i] = x[i] - 0.5*g[i]
-	}
-	if err := tr.Langevin(x, 1); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(x, want) {
-		t.Fatal("Langevin step differs from x − (α/2)·∇E")
-	}
-	// With noise the step's spread around that mean is σ.
-	cfg.SGLDNoise = 0.1
-	tr.State.Config = cfg
-	y := randVec(2*784, 5)
-	if err := tr.Langevin(y, 1); err != nil {
-		t.Fatal(err)
-	}
-	var ss float64
-	for i := range y {
-		d := float64(y[i] - want[i])
-		ss += d * d
-	}
-	if sd := math.Sqrt(ss / float64(len(y))); math.Abs(sd-0.1) > 0.01 {
-		t.Fatalf("noise std %.4f, want 0.1", sd)
-	}
-}
-
-// TestReplayReinitRate: the fraction of chains restarted from U(−1, 1)
-// matches the re-initialisation probability.
-func TestReplayReinitRate(t *testing.T) {
-	cfg := smallConfig()
-	cfg.SGLDSteps, cfg.ReinitProb, cfg.BatchSize, cfg.BufferSize = 0, 0.25, 100, 200
-	m, _ := ModelFor(cfg)
-	st := NewState(cfg, m)
-	// A buffer of a constant no U(−1, 1) image can equal.
-	for i := range st.Buffer {
-		st.Buffer[i] = 7
-	}
-	tr, err := NewTrainer(st, mnistTrain(t, 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	fresh, total := 0, 0
-	for k := 0; k < 8; k++ {
-		// Refill so that every draw sees the marker again.
-		for i := range st.Buffer {
-			st.Buffer[i] = 7
-		}
-		if _, err := tr.Step(); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < cfg.BatchSize; i++ {
-			if tr.xNeg[i*784] != 7 {
-				fresh++
-			}
-			total++
-		}
-	}
-	rate := float64(fresh) / float64(total)
-	// 800 Bernoulli(0.25) draws: std ≈ 0.015; allow 4σ.
-	if math.Abs(rate-0.25) > 0.06 {
-		t.Fatalf("re-initialisation rate %.3f, want 0.25", rate)
-	}
+	x, classes := traintest.MNIST(t, n)
+	return Images{X: x, N: n, Classes: classes}
 }
 
 // TestResumeMatchesUninterrupted: stopping at a checkpoint and resuming
@@ -159,7 +41,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	}
 	part := t.TempDir()
 	half := cfg
-	half.Steps = 4
+	half.Run.Steps = 4
 	if _, err := Run(context.Background(), half, data, RunOptions{Dir: part}); err != nil {
 		t.Fatal(err)
 	}
@@ -179,15 +61,15 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 			t.Fatalf("parameter tensor %d differs after resume", i)
 		}
 	}
-	if !slices.Equal(got.Buffer, want.Buffer) {
+	if !slices.Equal(got.Objective.Buffer, want.Objective.Buffer) {
 		t.Fatal("replay buffer differs after resume")
 	}
 	ms, err := ReadMetrics(filepath.Join(part, MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) != cfg.Steps || ms[4].Loss == 123 {
-		t.Fatalf("metrics log after resume has %d lines (want %d) or kept a line past the checkpoint", len(ms), cfg.Steps)
+	if len(ms) != cfg.Run.Steps || ms[4].Loss == 123 {
+		t.Fatalf("metrics log after resume has %d lines (want %d) or kept a line past the checkpoint", len(ms), cfg.Run.Steps)
 	}
 }
 
@@ -220,7 +102,7 @@ func TestCheckpointRefusesCorruption(t *testing.T) {
 // loss falls, nothing is NaN, and the exported model loads.
 func TestShortRunLowersLoss(t *testing.T) {
 	cfg := smallConfig()
-	cfg.Steps, cfg.CheckpointEvery, cfg.LR = 30, 10, 1e-3
+	cfg.Run.Steps, cfg.Run.CheckpointEvery, cfg.Optimiser.LR = 30, 10, 1e-3
 	dir := t.TempDir()
 	st, err := Run(context.Background(), cfg, mnistTrain(t, 300), RunOptions{Dir: dir})
 	if err != nil {
@@ -260,7 +142,7 @@ func TestShortRunLowersLoss(t *testing.T) {
 // and the last good checkpoint survives.
 func TestDivergenceGuard(t *testing.T) {
 	cfg := smallConfig()
-	cfg.Steps, cfg.CheckpointEvery = 4, 1
+	cfg.Run.Steps, cfg.Run.CheckpointEvery = 4, 1
 	dir := t.TempDir()
 	data := mnistTrain(t, 100)
 	if _, err := Run(context.Background(), cfg, data, RunOptions{Dir: dir}); err != nil {
@@ -278,7 +160,7 @@ func TestDivergenceGuard(t *testing.T) {
 	if err := SaveCheckpoint(filepath.Join(dir, CheckpointFile), st); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Steps = 8
+	cfg.Run.Steps = 8
 	_, err = Run(context.Background(), cfg, data, RunOptions{Dir: dir, Resume: true})
 	if !errors.Is(err, ErrDiverged) {
 		t.Fatalf("want ErrDiverged, got %v", err)
@@ -293,7 +175,7 @@ func TestDivergenceGuard(t *testing.T) {
 // the configured decay, and is what gets exported.
 func TestEMA(t *testing.T) {
 	cfg := smallConfig()
-	cfg.EMA, cfg.Steps = 0.5, 3
+	cfg.Optimiser.EMA, cfg.Run.Steps = 0.5, 3
 	st, err := Run(context.Background(), cfg, mnistTrain(t, 100), RunOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +190,7 @@ func TestEMA(t *testing.T) {
 	if p, _ := st.ExportParams(m); &p[0][0] != &st.EMA[0][0] {
 		t.Fatal("export does not use the moving average")
 	}
-	st.Config.EMA = 0
+	st.Config.Optimiser.EMA = 0
 	if p, _ := st.ExportParams(m); &p[0][0] != &st.Params[0][0] {
 		t.Fatal("export with EMA off does not use the last parameters")
 	}
@@ -321,7 +203,7 @@ func TestEMA(t *testing.T) {
 // gives them, not scaled up by the correction.
 func TestTrajectoryAverage(t *testing.T) {
 	cfg := smallConfig()
-	cfg.EMA, cfg.InitShare = 0.9, 0.3
+	cfg.Optimiser.EMA, cfg.Optimiser.InitShare = 0.9, 0.3
 	m, _ := ModelFor(cfg)
 	st := NewState(cfg, m)
 	tr, err := NewTrainer(st, mnistTrain(t, 64))
@@ -342,7 +224,7 @@ func TestTrajectoryAverage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, dn := cfg.EMA, math.Pow(cfg.EMA, n)
+	d, dn := cfg.Optimiser.EMA, math.Pow(cfg.Optimiser.EMA, n)
 	var worst float64
 	for i := range got {
 		for j, v := range got[i] {
@@ -351,7 +233,7 @@ func TestTrajectoryAverage(t *testing.T) {
 				avg += (1 - d) * math.Pow(d, float64(n-1-k)) * float64(p[i][j])
 			}
 			avg /= 1 - dn
-			want := cfg.InitShare*float64(theta0[i][j]) + (1-cfg.InitShare)*avg
+			want := cfg.Optimiser.InitShare*float64(theta0[i][j]) + (1-cfg.Optimiser.InitShare)*avg
 			worst = max(worst, math.Abs(float64(v)-want))
 		}
 	}
@@ -376,7 +258,7 @@ func clone2(p [][]float32) [][]float32 {
 // resume is refused, and so is the data-dependent LSUV init.
 func TestInitShare(t *testing.T) {
 	cfg := smallConfig()
-	cfg.EMA, cfg.Steps = 0.5, 3
+	cfg.Optimiser.EMA, cfg.Run.Steps = 0.5, 3
 	st, err := Run(context.Background(), cfg, mnistTrain(t, 100), RunOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -388,7 +270,7 @@ func TestInitShare(t *testing.T) {
 	init := NewState(cfg, m).Params
 	check := func(name string, beta float64, want func(i, j int) float64) {
 		t.Helper()
-		st.Config.InitShare = beta
+		st.Config.Optimiser.InitShare = beta
 		got, err := st.ExportParams(m)
 		if err != nil {
 			t.Fatal(err)
@@ -406,10 +288,10 @@ func TestInitShare(t *testing.T) {
 	check("β 0.25 on the average", 0.25, func(i, j int) float64 { return 0.25*float64(init[i][j]) + 0.75*avg(i, j) })
 	// β = dⁿ, the average's own share, reproduces the moving average.
 	check("β = the average's own share", 0.125, func(i, j int) float64 { return float64(st.EMA[i][j]) })
-	st.Config.EMA = 0
+	st.Config.Optimiser.EMA = 0
 	check("β 0.4 on the last parameters", 0.4, func(i, j int) float64 { return 0.4*float64(init[i][j]) + 0.6*float64(st.Params[i][j]) })
-	st.Config.EMA, st.EMAStart, st.EMAFromInit = 0.5, 2, false
-	st.Config.InitShare = 0.3
+	st.Config.Optimiser.EMA, st.EMAStart, st.EMAFromInit = 0.5, 2, false
+	st.Config.Optimiser.InitShare = 0.3
 	if _, err := st.ExportParams(m); err == nil {
 		t.Error("init share accepted a moving average that started at update 2")
 	}
@@ -426,11 +308,11 @@ func TestInitShare(t *testing.T) {
 	if moved == 0 {
 		t.Fatal("the parameters equal the initial ones: the test cannot tell them apart")
 	}
-	cfg.InitShare, cfg.Init = 0.5, InitLSUV
+	cfg.Optimiser.InitShare, cfg.Model.Init = 0.5, model.InitLSUV
 	if err := cfg.Validate(); err == nil {
 		t.Error("init share with the lsuv init accepted")
 	}
-	cfg.InitShare, cfg.Init = 1, ""
+	cfg.Optimiser.InitShare, cfg.Model.Init = 1, ""
 	if err := cfg.Validate(); err == nil {
 		t.Error("init share 1 accepted")
 	}
@@ -440,7 +322,7 @@ func TestInitShare(t *testing.T) {
 // values and the dense layers still learn.
 func TestFreezeConvs(t *testing.T) {
 	cfg := smallConfig()
-	cfg.FreezeConvs, cfg.Steps, cfg.LR = true, 2, 1e-3
+	cfg.Optimiser.FreezeConvs, cfg.Run.Steps, cfg.Optimiser.LR = true, 2, 1e-3
 	m, _ := ModelFor(cfg)
 	init := NewState(cfg, m).Params
 	st, err := Run(context.Background(), cfg, mnistTrain(t, 64), RunOptions{Dir: t.TempDir()})
@@ -460,11 +342,11 @@ func TestFreezeConvs(t *testing.T) {
 // there too.
 func TestLookahead(t *testing.T) {
 	cfg := smallConfig()
-	cfg.LR = 1e-3
+	cfg.Optimiser.LR = 1e-3
 	m, _ := ModelFor(cfg)
 	run := func(k int) (*State, [][]float32) {
 		c := cfg
-		c.LookaheadK, c.LookaheadAlpha = k, 0.5
+		c.Optimiser.LookaheadK, c.Optimiser.LookaheadAlpha = k, 0.5
 		st := NewState(c, m)
 		theta0 := clone2(st.Params)
 		tr, err := NewTrainer(st, mnistTrain(t, 64))
@@ -498,7 +380,7 @@ func TestLookahead(t *testing.T) {
 // move at every other update only, while the parameters move at each.
 func TestChainEvery(t *testing.T) {
 	cfg := smallConfig()
-	cfg.ChainEvery = 2
+	cfg.Objective.CD.ChainEvery = 2
 	m, _ := ModelFor(cfg)
 	st := NewState(cfg, m)
 	tr, err := NewTrainer(st, mnistTrain(t, 64))
@@ -507,11 +389,11 @@ func TestChainEvery(t *testing.T) {
 	}
 	defer tr.Close()
 	for k := 1; k <= 4; k++ {
-		buf, params := slices.Clone(st.Buffer), clone2(st.Params)
+		buf, params := slices.Clone(st.Objective.Buffer), clone2(st.Params)
 		if _, err := tr.Step(); err != nil {
 			t.Fatal(err)
 		}
-		chains := !slices.Equal(buf, st.Buffer)
+		chains := !slices.Equal(buf, st.Objective.Buffer)
 		if want := k%2 == 1; chains != want {
 			t.Errorf("update %d: chains moved %v, want %v", k, chains, want)
 		}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/train"
+	"github.com/cebm/cebm/train/engine"
+	"github.com/cebm/cebm/train/model"
 )
 
 // trainConfig is every setting of `cebm train`: the run's recipe
@@ -66,7 +68,7 @@ func parseTrainFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.BoolVar(&c.ExportOnly, "export-only", false, "write --export from the checkpoint in --out (with --ema, --init-share applied) and train nothing")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress bar")
 	deprecatedFlag(fs, "model", "kind", stderr, func(v string) error {
-		c.Run.Kind = train.Kind(v)
+		c.Run.Model.Kind = model.Kind(v)
 		return nil
 	})
 	fs.Usage = func() {
@@ -104,23 +106,23 @@ func presetList() string {
 func (c *trainConfig) resumeOverrides(log *slog.Logger) func(*train.Config) {
 	return func(r *train.Config) {
 		if c.given["lr"] {
-			log.Info("resume: new learning rate", "from", r.LR, "to", c.Run.LR)
-			r.LR = c.Run.LR
+			log.Info("resume: new learning rate", "from", r.Optimiser.LR, "to", c.Run.Optimiser.LR)
+			r.Optimiser.LR = c.Run.Optimiser.LR
 		}
 		if c.given["ema"] {
-			r.EMA = c.Run.EMA
+			r.Optimiser.EMA = c.Run.Optimiser.EMA
 		}
 		if c.given["init-share"] {
-			r.InitShare = c.Run.InitShare
+			r.Optimiser.InitShare = c.Run.Optimiser.InitShare
 		}
 		if c.given["lr-final"] {
-			r.LRFinal = c.Run.LRFinal
+			r.Optimiser.LRFinal = c.Run.Optimiser.LRFinal
 		}
 		if c.given["decay-steps"] {
-			r.DecaySteps = c.Run.DecaySteps
+			r.Optimiser.DecaySteps = c.Run.Optimiser.DecaySteps
 		}
 		if c.given["warmup"] {
-			r.Warmup = c.Run.Warmup
+			r.Optimiser.Warmup = c.Run.Optimiser.Warmup
 		}
 		if c.given["engine"] {
 			r.Engine = c.Run.Engine
@@ -141,16 +143,16 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 	if tc.ExportOnly {
 		return exportCheckpoint(tc, env, log)
 	}
-	set, err := data.LoadEnv(cfg.Data, "train", env)
+	set, err := data.LoadEnv(cfg.Run.Data, "train", env)
 	if err != nil {
 		return err
 	}
 	imgs := train.Images{X: set.Images, N: set.N, Classes: set.Classes}
-	if cfg.TrainLimit > 0 && cfg.TrainLimit < set.N {
-		imgs.N = cfg.TrainLimit
+	if cfg.Run.TrainLimit > 0 && cfg.Run.TrainLimit < set.N {
+		imgs.N = cfg.Run.TrainLimit
 		imgs.X = set.Images[:imgs.N*set.Size()]
 	}
-	log.Info("training", "kind", cfg.Kind, "preset", tc.Preset, "data", cfg.Data, "images", imgs.N, "out", tc.Out, "resume", tc.Resume)
+	log.Info("training", "kind", cfg.Model.Kind, "preset", tc.Preset, "data", cfg.Run.Data, "images", imgs.N, "out", tc.Out, "resume", tc.Resume)
 
 	snap := make(chan struct{}, 1)
 	usr1 := make(chan os.Signal, 1)
@@ -181,12 +183,12 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 		if err := train.ExportModel(p, st, set.Classes); err != nil {
 			return fmt.Errorf("export %s: %w", p, err)
 		}
-		log.Info("exported", "path", p, "steps", st.Step, "ema", st.Config.EMA)
+		log.Info("exported", "path", p, "steps", st.Step, "ema", st.Config.Optimiser.EMA)
 	}
-	if st.Config.EMA > 0 {
+	if st.Config.Optimiser.EMA > 0 {
 		// The last parameters too, to compare with the moving average.
 		last := *st
-		last.Config.EMA = 0
+		last.Config.Optimiser.EMA = 0
 		p := filepath.Join(tc.Out, "model-last.onnx")
 		if err := train.ExportModel(p, &last, set.Classes); err != nil {
 			return fmt.Errorf("export %s: %w", p, err)
@@ -211,63 +213,63 @@ func exportCheckpoint(tc *trainConfig, env func(string) string, log *slog.Logger
 	if err := st.Config.Validate(); err != nil {
 		return fmt.Errorf("train: --export-only: %w", err)
 	}
-	set, err := data.LoadEnv(st.Config.Data, "test", env) // for its class names
+	set, err := data.LoadEnv(st.Config.Run.Data, "test", env) // for its class names
 	if err != nil {
 		return err
 	}
 	if err := train.ExportModel(tc.Export, st, set.Classes); err != nil {
 		return fmt.Errorf("export %s: %w", tc.Export, err)
 	}
-	log.Info("exported", "path", tc.Export, "steps", st.Step, "ema", st.Config.EMA, "init_share", st.Config.InitShare)
+	log.Info("exported", "path", tc.Export, "steps", st.Step, "ema", st.Config.Optimiser.EMA, "init_share", st.Config.Optimiser.InitShare)
 	return nil
 }
 
 // registerTrainFlags binds every setting of a training run to a flag, with
 // c's values as defaults.
 func registerTrainFlags(fs *flag.FlagSet, c *train.Config) {
-	fs.Func("kind", "model family: cebm, gmm-cebm or igebm (default "+string(c.Kind)+")", func(s string) error {
-		c.Kind = train.Kind(s)
+	fs.Func("kind", "model family: cebm, gmm-cebm or igebm (default "+string(c.Model.Kind)+")", func(s string) error {
+		c.Model.Kind = model.Kind(s)
 		return nil
 	})
-	fs.StringVar(&c.Arch, "arch", c.Arch, "network: mnist (28×28×1) or cifar (32×32×3)")
-	fs.IntVar(&c.Components, "components", c.Components, "GMM-CEBM mixture components K")
-	fs.StringVar(&c.Data, "data", c.Data, "training data set (see cebm data list)")
-	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed")
-	fs.StringVar(&c.Objective, "objective", c.Objective, "training objective: cd (contrastive divergence, persistent Langevin chains) or dsm (denoising score matching of the same energy)")
-	fs.Float64Var(&c.SigmaMin, "sigma-min", c.SigmaMin, "dsm: smallest noise level σ")
-	fs.Float64Var(&c.SigmaMax, "sigma-max", c.SigmaMax, "dsm: largest noise level σ (σ is log-uniform in [min, max])")
-	fs.Float64Var(&c.BaseSigma, "base-sigma", c.BaseSigma, "dsm: Gaussian base measure N(0, (σ_B²+σ²)I) added to the energy (x-only: the posterior is unchanged); 0: none")
-	fs.Float64Var(&c.Whiten, "whiten", c.Whiten, "power of a fixed whitening map P = U·diag((λ+eps)^−power)·Uᵀ of the training images' covariance in front of the encoder (0: none; ¼ evens out how fast score matching learns each principal direction)")
-	fs.Float64Var(&c.WhitenEps, "whiten-eps", 0.05, "added to the covariance's eigenvalues before --whiten's power")
-	fs.StringVar(&c.Init, "init", c.Init, "network initialisation: pytorch (U(±1/√fan_in), the authors' code) or lsuv (then each hidden layer rescaled to unit-variance pre-activations on 500 training images)")
-	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "minibatch size B")
-	fs.Float64Var(&c.LR, "lr", c.LR, "Adam learning rate")
-	fs.Float64Var(&c.Beta1, "beta1", c.Beta1, "Adam β1")
-	fs.Float64Var(&c.Beta2, "beta2", c.Beta2, "Adam β2")
-	fs.Float64Var(&c.AdamEps, "adam-eps", c.AdamEps, "Adam ε")
-	fs.Float64Var(&c.Gamma, "gamma", c.Gamma, "energy L2 weight γ")
-	fs.Float64Var(&c.DataNoise, "data-noise", c.DataNoise, "std of Gaussian noise added to data")
-	fs.IntVar(&c.SGLDSteps, "sgld-steps", c.SGLDSteps, "Langevin steps L per update")
-	fs.Float64Var(&c.SGLDStep, "sgld-step", c.SGLDStep, "Langevin gradient step α/2")
-	fs.Float64Var(&c.SGLDNoise, "sgld-noise", c.SGLDNoise, "Langevin noise std σ")
-	fs.IntVar(&c.BufferSize, "buffer", c.BufferSize, "replay buffer size")
-	fs.Float64Var(&c.ReinitProb, "reinit", c.ReinitProb, "probability a chain restarts")
-	fs.StringVar(&c.ReinitFrom, "reinit-from", c.ReinitFrom, "where chains start and restart: uniform (U(-1, 1) noise), data (training images plus data noise) or mixture (a low-rank Gaussian mixture fitted to the training images, no labels)")
-	fs.IntVar(&c.YoungSteps, "young-steps", c.YoungSteps, "extra Langevin steps for chains that start or restart in an update")
-	fs.IntVar(&c.ChainEvery, "chain-every", c.ChainEvery, "run the Langevin chains every k-th update only; the others reuse the last negatives against fresh positives (0, 1: every update)")
-	fs.IntVar(&c.Warmup, "warmup", c.Warmup, "linear learning-rate warm-up over this many updates")
-	fs.IntVar(&c.DecaySteps, "decay-steps", c.DecaySteps, "cosine learning-rate decay from --lr to --lr-final, ending at this update (0: constant)")
-	fs.Float64Var(&c.LRFinal, "lr-final", c.LRFinal, "learning rate at and after --decay-steps")
-	fs.IntVar(&c.LookaheadK, "lookahead", c.LookaheadK, "Lookahead around Adam: every K updates the slow weights move --lookahead-alpha of the way to Adam's and Adam restarts from them (0: off)")
-	fs.Float64Var(&c.LookaheadAlpha, "lookahead-alpha", 0.5, "Lookahead's share α")
-	fs.BoolVar(&c.FreezeConvs, "freeze-convs", c.FreezeConvs, "keep the convolutions at their random initial values; only the dense layers learn")
-	fs.Float64Var(&c.EMA, "ema", c.EMA, "export an exponential moving average of the parameters with this decay (e.g. 0.995; 0: the last parameters)")
-	fs.Float64Var(&c.InitShare, "init-share", c.InitShare, "export β·(initial parameters) + (1−β)·(the trajectory's average: the moving average with its start taken out, or the last parameters) with this β in [0, 1); may change on --resume")
-	fs.IntVar(&c.Steps, "steps", c.Steps, "parameter updates (0: run for --duration)")
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "wall-clock budget (0: run for --steps)")
-	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint interval in steps")
-	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop when |loss| exceeds this (divergence guard)")
-	fs.IntVar(&c.Threads, "threads", c.Threads, "ONNX Runtime threads (0: all cores)")
-	fs.StringVar(&c.Engine, "engine", train.EngineORT, "engine of every training step (Langevin, parameter, score matching): onnxruntime (the reference) or onednn (2-3× faster; not with --whiten)")
-	fs.IntVar(&c.TrainLimit, "train-limit", c.TrainLimit, "use only the first N training images (0: all)")
+	fs.StringVar(&c.Model.Arch, "arch", c.Model.Arch, "network: mnist (28×28×1) or cifar (32×32×3)")
+	fs.IntVar(&c.Model.Components, "components", c.Model.Components, "GMM-CEBM mixture components K")
+	fs.StringVar(&c.Run.Data, "data", c.Run.Data, "training data set (see cebm data list)")
+	fs.Uint64Var(&c.Run.Seed, "seed", c.Run.Seed, "random seed")
+	fs.StringVar((*string)(&c.Objective.Name), "objective", string(c.Objective.Name), "training objective: cd (contrastive divergence, persistent Langevin chains) or dsm (denoising score matching of the same energy)")
+	fs.Float64Var(&c.Objective.DSM.SigmaMin, "sigma-min", c.Objective.DSM.SigmaMin, "dsm: smallest noise level σ")
+	fs.Float64Var(&c.Objective.DSM.SigmaMax, "sigma-max", c.Objective.DSM.SigmaMax, "dsm: largest noise level σ (σ is log-uniform in [min, max])")
+	fs.Float64Var(&c.Objective.DSM.BaseSigma, "base-sigma", c.Objective.DSM.BaseSigma, "dsm: Gaussian base measure N(0, (σ_B²+σ²)I) added to the energy (x-only: the posterior is unchanged); 0: none")
+	fs.Float64Var(&c.Model.Whiten, "whiten", c.Model.Whiten, "power of a fixed whitening map P = U·diag((λ+eps)^−power)·Uᵀ of the training images' covariance in front of the encoder (0: none; ¼ evens out how fast score matching learns each principal direction)")
+	fs.Float64Var(&c.Model.WhitenEps, "whiten-eps", 0.05, "added to the covariance's eigenvalues before --whiten's power")
+	fs.StringVar((*string)(&c.Model.Init), "init", string(c.Model.Init), "network initialisation: pytorch (U(±1/√fan_in), the authors' code) or lsuv (then each hidden layer rescaled to unit-variance pre-activations on 500 training images)")
+	fs.IntVar(&c.Optimiser.BatchSize, "batch", c.Optimiser.BatchSize, "minibatch size B")
+	fs.Float64Var(&c.Optimiser.LR, "lr", c.Optimiser.LR, "Adam learning rate")
+	fs.Float64Var(&c.Optimiser.Beta1, "beta1", c.Optimiser.Beta1, "Adam β1")
+	fs.Float64Var(&c.Optimiser.Beta2, "beta2", c.Optimiser.Beta2, "Adam β2")
+	fs.Float64Var(&c.Optimiser.AdamEps, "adam-eps", c.Optimiser.AdamEps, "Adam ε")
+	fs.Float64Var(&c.Objective.CD.Gamma, "gamma", c.Objective.CD.Gamma, "energy L2 weight γ")
+	fs.Float64Var(&c.Objective.CD.DataNoise, "data-noise", c.Objective.CD.DataNoise, "std of Gaussian noise added to data")
+	fs.IntVar(&c.Objective.CD.SGLDSteps, "sgld-steps", c.Objective.CD.SGLDSteps, "Langevin steps L per update")
+	fs.Float64Var(&c.Objective.CD.SGLDStep, "sgld-step", c.Objective.CD.SGLDStep, "Langevin gradient step α/2")
+	fs.Float64Var(&c.Objective.CD.SGLDNoise, "sgld-noise", c.Objective.CD.SGLDNoise, "Langevin noise std σ")
+	fs.IntVar(&c.Objective.CD.BufferSize, "buffer", c.Objective.CD.BufferSize, "replay buffer size")
+	fs.Float64Var(&c.Objective.CD.ReinitProb, "reinit", c.Objective.CD.ReinitProb, "probability a chain restarts")
+	fs.StringVar((*string)(&c.Objective.CD.ReinitFrom), "reinit-from", string(c.Objective.CD.ReinitFrom), "where chains start and restart: uniform (U(-1, 1) noise), data (training images plus data noise) or mixture (a low-rank Gaussian mixture fitted to the training images, no labels)")
+	fs.IntVar(&c.Objective.CD.ChainEvery, "chain-every", c.Objective.CD.ChainEvery, "run the Langevin chains every k-th update only; the others reuse the last negatives against fresh positives (0, 1: every update)")
+	fs.IntVar(&c.Objective.CD.YoungSteps, "young-steps", c.Objective.CD.YoungSteps, "extra Langevin steps for chains that start or restart in an update")
+	fs.IntVar(&c.Optimiser.Warmup, "warmup", c.Optimiser.Warmup, "linear learning-rate warm-up over this many updates")
+	fs.IntVar(&c.Optimiser.DecaySteps, "decay-steps", c.Optimiser.DecaySteps, "cosine learning-rate decay from --lr to --lr-final, ending at this update (0: constant)")
+	fs.Float64Var(&c.Optimiser.LRFinal, "lr-final", c.Optimiser.LRFinal, "learning rate at and after --decay-steps")
+	fs.IntVar(&c.Optimiser.LookaheadK, "lookahead", c.Optimiser.LookaheadK, "Lookahead around Adam: every K updates the slow weights move --lookahead-alpha of the way to Adam's and Adam restarts from them (0: off)")
+	fs.Float64Var(&c.Optimiser.LookaheadAlpha, "lookahead-alpha", 0.5, "Lookahead's share α")
+	fs.BoolVar(&c.Optimiser.FreezeConvs, "freeze-convs", c.Optimiser.FreezeConvs, "keep the convolutions at their random initial values; only the dense layers learn")
+	fs.Float64Var(&c.Optimiser.EMA, "ema", c.Optimiser.EMA, "export an exponential moving average of the parameters with this decay (e.g. 0.995; 0: the last parameters)")
+	fs.Float64Var(&c.Optimiser.InitShare, "init-share", c.Optimiser.InitShare, "export β·(initial parameters) + (1−β)·(the trajectory's average: the moving average with its start taken out, or the last parameters) with this β in [0, 1); may change on --resume")
+	fs.IntVar(&c.Run.Steps, "steps", c.Run.Steps, "parameter updates (0: run for --duration)")
+	fs.DurationVar(&c.Run.Duration, "duration", c.Run.Duration, "wall-clock budget (0: run for --steps)")
+	fs.IntVar(&c.Run.CheckpointEvery, "checkpoint-every", c.Run.CheckpointEvery, "checkpoint interval in steps")
+	fs.Float64Var(&c.Run.MaxLoss, "max-loss", c.Run.MaxLoss, "stop when |loss| exceeds this (divergence guard)")
+	fs.IntVar(&c.Run.Threads, "threads", c.Run.Threads, "ONNX Runtime threads (0: all cores)")
+	fs.StringVar((*string)(&c.Engine), "engine", string(engine.ORT), "engine of every training step (Langevin, parameter, score matching): onnxruntime (the reference) or onednn (2-3× faster; not with --whiten)")
+	fs.IntVar(&c.Run.TrainLimit, "train-limit", c.Run.TrainLimit, "use only the first N training images (0: all)")
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cebm/cebm/train"
+	"github.com/cebm/cebm/train/model"
 )
 
 // TestTrainFlags: a preset sets the recipe, flags beside it override single
@@ -25,26 +26,26 @@ func TestTrainFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := presets()["mnist-cebm"].config
-	if c.Run.Gamma != want.Gamma || c.Run.SGLDSteps != want.SGLDSteps || c.Run.Steps != want.Steps {
-		t.Errorf("preset not applied: γ %v, L %d, steps %d", c.Run.Gamma, c.Run.SGLDSteps, c.Run.Steps)
+	if c.Run.Objective.CD.Gamma != want.Objective.CD.Gamma || c.Run.Objective.CD.SGLDSteps != want.Objective.CD.SGLDSteps || c.Run.Run.Steps != want.Run.Steps {
+		t.Errorf("preset not applied: γ %v, L %d, steps %d", c.Run.Objective.CD.Gamma, c.Run.Objective.CD.SGLDSteps, c.Run.Run.Steps)
 	}
-	if c.Run.LR != 5e-4 {
-		t.Errorf("--lr beside the preset: lr %v, want 5e-4 (the flag wins over CEBM_LR and the preset)", c.Run.LR)
+	if c.Run.Optimiser.LR != 5e-4 {
+		t.Errorf("--lr beside the preset: lr %v, want 5e-4 (the flag wins over CEBM_LR and the preset)", c.Run.Optimiser.LR)
 	}
-	if c.Run.Seed != 7 || !c.given["seed"] {
-		t.Errorf("CEBM_SEED=7: seed %d (given %v)", c.Run.Seed, c.given["seed"])
+	if c.Run.Run.Seed != 7 || !c.given["seed"] {
+		t.Errorf("CEBM_SEED=7: seed %d (given %v)", c.Run.Run.Seed, c.given["seed"])
 	}
 
 	c, err = parseTrainFlags([]string{"--model", "gmm-cebm"}, env(nil), &stderr)
-	if err != nil || c.Run.Kind != train.GMMCEBM {
-		t.Fatalf("--model gmm-cebm: kind %q, err %v", c.Run.Kind, err)
+	if err != nil || c.Run.Model.Kind != model.GMMCEBM {
+		t.Fatalf("--model gmm-cebm: kind %q, err %v", c.Run.Model.Kind, err)
 	}
 	if !strings.Contains(stderr.String(), "--model is deprecated") {
 		t.Errorf("no deprecation message for --model: %q", stderr.String())
 	}
 	c, err = parseTrainFlags([]string{"--kind", "igebm"}, env(nil), &stderr)
-	if err != nil || c.Run.Kind != train.IGEBM {
-		t.Fatalf("--kind igebm: kind %q, err %v", c.Run.Kind, err)
+	if err != nil || c.Run.Model.Kind != model.IGEBM {
+		t.Fatalf("--kind igebm: kind %q, err %v", c.Run.Model.Kind, err)
 	}
 	if _, err := parseTrainFlags([]string{"--preset", "nope"}, env(nil), &stderr); err == nil || !strings.Contains(err.Error(), "mnist-cebm") {
 		t.Errorf("unknown preset: err = %v, want one listing the presets", err)
@@ -63,18 +64,18 @@ func TestResumeOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := train.DefaultConfig()
-	r.LR, r.Gamma, r.EMA = 1e-3, 0.005, 0.99
+	r.Optimiser.LR, r.Objective.CD.Gamma, r.Optimiser.EMA = 1e-3, 0.005, 0.99
 	c.resumeOverrides(discardLogger())(&r)
-	if r.LR != 2e-4 || r.Gamma != 0.005 || r.EMA != 0.99 {
-		t.Errorf("after resume overrides: lr %v (want 2e-4), γ %v (want the checkpoint's 0.005), ema %v (want 0.99)", r.LR, r.Gamma, r.EMA)
+	if r.Optimiser.LR != 2e-4 || r.Objective.CD.Gamma != 0.005 || r.Optimiser.EMA != 0.99 {
+		t.Errorf("after resume overrides: lr %v (want 2e-4), γ %v (want the checkpoint's 0.005), ema %v (want 0.99)", r.Optimiser.LR, r.Objective.CD.Gamma, r.Optimiser.EMA)
 	}
 	c, err = parseTrainFlags([]string{"--init-share", "0.3"}, func(string) string { return "" }, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.resumeOverrides(discardLogger())(&r)
-	if r.InitShare != 0.3 || r.LR != 2e-4 {
-		t.Errorf("after --init-share 0.3 on resume: init share %v, lr %v (want 0.3, the earlier 2e-4)", r.InitShare, r.LR)
+	if r.Optimiser.InitShare != 0.3 || r.Optimiser.LR != 2e-4 {
+		t.Errorf("after --init-share 0.3 on resume: init share %v, lr %v (want 0.3, the earlier 2e-4)", r.Optimiser.InitShare, r.Optimiser.LR)
 	}
 }
 

@@ -1,10 +1,17 @@
-package train
+// Package engine runs what training needs of a model's energy on a batch
+// of images: E(x), the Langevin step's ∂E/∂x, contrastive divergence's
+// weighted parameter gradient and score matching's second-order step
+// ([Engine]). Two implementations: [ORTEngine] on ONNX Runtime's graphs,
+// the reference, and [OneDNNEngine] on oneDNN (package train/dnnl, built
+// with -tags dnnl), held to the reference by the parity tests.
+package engine
 
 import (
 	"fmt"
 
 	"github.com/cebm/cebm/internal/modelfile"
 	"github.com/cebm/cebm/train/graph"
+	"github.com/cebm/cebm/train/model"
 )
 
 // Engine computes what training needs of a model's energy, for a batch x
@@ -31,16 +38,34 @@ type Engine interface {
 	Close()
 }
 
-// NewEngine builds the engine named by Config.Engine (EngineORT when
-// empty) for m; threads is the cores it may use (0: all).
-func NewEngine(name string, m Model, threads int) (Engine, error) {
+// Name names an engine (a run's --engine).
+type Name string
+
+// The engines.
+const (
+	ORT    Name = "onnxruntime" // ONNX Runtime's graphs: the reference
+	OneDNN Name = "onednn"      // train/dnnl: 2-3× faster; every model kind, without --whiten
+)
+
+// Validate rejects a name that is no engine; empty means ORT.
+func (n Name) Validate() error {
+	switch n {
+	case "", ORT, OneDNN:
+		return nil
+	}
+	return fmt.Errorf("engine %q: want %s or %s", n, ORT, OneDNN)
+}
+
+// New builds the engine named name (ORT when empty) for m; threads is the
+// cores it may use (0: all).
+func New(name Name, m model.Model, threads int) (Engine, error) {
 	switch name {
-	case "", EngineORT:
+	case "", ORT:
 		return NewORTEngine(m, threads)
-	case EngineOneDNN:
+	case OneDNN:
 		return NewOneDNNEngine(m, threads)
 	}
-	return nil, fmt.Errorf("engine %q: want %s or %s", name, EngineORT, EngineOneDNN)
+	return nil, name.Validate()
 }
 
 // ORTEngine runs the model's training graphs on ONNX Runtime. ONNX Runtime
@@ -56,8 +81,8 @@ func NewEngine(name string, m Model, threads int) (Engine, error) {
 //
 // An ORTEngine is for one goroutine at a time.
 type ORTEngine struct {
-	Model    Model
-	specs    []ParamSpec
+	Model    model.Model
+	specs    []model.ParamSpec
 	energy   *graph.Session
 	langevin *graph.Session
 	step     *graph.Session
@@ -78,37 +103,24 @@ const (
 	outLoss  = "loss"
 	outE     = modelfile.OutputEnergy
 	outDx    = "grad_x"
-	outT1    = modelfile.OutputT1
-	outT2    = modelfile.OutputT2
-	outFeat  = modelfile.OutputFeature
 	outGradP = "grad."
 )
 
-func (m Model) declare(g *graph.Graph) (*graph.Value, []*graph.Value) {
-	a := m.Arch
-	x := g.Input(inX, graph.Batch, a.C, a.H, a.W)
-	var ps []*graph.Value
-	for _, s := range m.ParamSpecs() {
-		ps = append(ps, g.Param(s.Name, s.Shape...))
-	}
-	return x, ps
-}
-
 // NewORTEngine builds and compiles the three graphs. threads is ONNX
 // Runtime's intra-op thread count (0: all cores).
-func NewORTEngine(m Model, threads int) (*ORTEngine, error) {
+func NewORTEngine(m model.Model, threads int) (*ORTEngine, error) {
 	e := &ORTEngine{Model: m, specs: m.ParamSpecs(), feed: map[string][]float32{}, threads: threads}
 	var err error
 
 	g := graph.New(graph.Float32)
-	x, ps := m.declare(g)
+	x, ps := m.Declare(g)
 	g.Output(outE, m.Build(g, x, ps).Energy)
 	if e.energy, err = graph.NewSession(g, graph.ModelOptions{}, threads); err != nil {
 		return nil, fmt.Errorf("energy graph: %w", err)
 	}
 
 	g = graph.New(graph.Float32)
-	x, ps = m.declare(g)
+	x, ps = m.Declare(g)
 	en := m.Build(g, x, ps).Energy
 	g.Output(outE, en)
 	g.Output(outDx, g.Grad(en, nil, x)[0])
@@ -118,7 +130,7 @@ func NewORTEngine(m Model, threads int) (*ORTEngine, error) {
 	}
 
 	g = graph.New(graph.Float32)
-	x, ps = m.declare(g)
+	x, ps = m.Declare(g)
 	a := g.Input(inA, graph.Batch)
 	b := g.Input(inB, graph.Batch)
 	en = m.Build(g, x, ps).Energy
@@ -154,7 +166,7 @@ func (e *ORTEngine) setParams(params [][]float32) error {
 }
 
 // checkParams reports parameters that do not match specs.
-func checkParams(specs []ParamSpec, params [][]float32) error {
+func checkParams(specs []model.ParamSpec, params [][]float32) error {
 	if len(params) != len(specs) {
 		return fmt.Errorf("engine: %d parameter tensors, want %d", len(params), len(specs))
 	}
@@ -169,7 +181,7 @@ func checkParams(specs []ParamSpec, params [][]float32) error {
 func (e *ORTEngine) batchOf(x []float32) (int, error) { return batchOf(e.Model.Arch, x) }
 
 // batchOf is the number of a's images in x.
-func batchOf(a Arch, x []float32) (int, error) {
+func batchOf(a model.Arch, x []float32) (int, error) {
 	per := a.C * a.H * a.W
 	if len(x) == 0 || len(x)%per != 0 {
 		return 0, fmt.Errorf("engine: %d values is not a batch of %d×%d×%d images", len(x), a.C, a.H, a.W)
@@ -251,7 +263,7 @@ func (e *ORTEngine) buildDSM() error {
 	m := e.Model
 	a := m.Arch
 	g := graph.New(graph.Float32)
-	x, ps := m.declare(g)
+	x, ps := m.Declare(g)
 	eps := g.Input(inEps, graph.Batch, a.C, a.H, a.W)
 	sigma := g.Input(inSigma, graph.Batch)
 	ivar := g.Input(inIVar, graph.Batch)
@@ -305,29 +317,4 @@ func (e *ORTEngine) DSMGrad(params [][]float32, xt, eps, sigma, invVar, w []floa
 		grads[i] = out[outGradP+s.Name]
 	}
 	return out[outE], out[outLoss], grads, nil
-}
-
-// ExportGraph builds the deployable encoder with the parameter values baked
-// in: x → t1, t2 (CEBM, GMM-CEBM) or x → feature, energy (IGEBM), and also
-// the energy for the CEBMs (so OOD scores need no second model).
-func ExportGraph(m Model, params [][]float32, meta modelfile.Meta) ([]byte, error) {
-	kv, err := meta.Encode()
-	if err != nil {
-		return nil, err
-	}
-	g := graph.New(graph.Float32)
-	x, ps := m.declare(g)
-	terms := m.Build(g, x, ps)
-	if m.Kind == IGEBM {
-		g.Output(outFeat, terms.Feature)
-	} else {
-		g.Output(outT1, terms.T1)
-		g.Output(outT2, terms.T2)
-	}
-	g.Output(outE, terms.Energy)
-	values := map[string][]float32{}
-	for i, s := range m.ParamSpecs() {
-		values[s.Name] = params[i]
-	}
-	return g.Marshal(graph.ModelOptions{Params: values, Metadata: kv, Name: "cebm-" + string(m.Kind), DocString: "conjugate energy-based model encoder"})
 }

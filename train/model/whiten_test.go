@@ -1,10 +1,8 @@
-package train
+package model
 
 import (
 	"math"
 	"math/rand/v2"
-	"path/filepath"
-	"slices"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -83,69 +81,5 @@ func TestFitWhitening(t *testing.T) {
 	}
 	if _, err := FitWhitening(x[:5], 1, 5, 0.25, 0.05, rng); err == nil {
 		t.Error("one image was accepted")
-	}
-}
-
-// TestWhitenFrozen: with --whiten, a run fits the map to the training
-// images, training leaves it as it is while the other parameters move,
-// and the exported file applies it (it reproduces the training energies).
-func TestWhitenFrozen(t *testing.T) {
-	data := mnistTrain(t, 256)
-	cfg := smallConfig()
-	cfg.Whiten, cfg.WhitenEps, cfg.Steps = 0.25, 0.05, 3
-	dir := t.TempDir()
-	st, err := startState(filepath.Join(dir, "c.ckpt"), cfg, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := ModelFor(cfg)
-	specs := m.ParamSpecs()
-	w := len(m.Arch.ParamSpecs()) - 1
-	if specs[w].Name != whitenParam || !specs[w].Frozen {
-		t.Fatalf("parameter %d is %+v, want the frozen whitening map", w, specs[w])
-	}
-	n := 28 * 28
-	fitted := slices.Clone(st.Params[w])
-	if fitted[0] == 1 && fitted[1] == 0 && fitted[n+1] == 1 {
-		t.Fatal("the whitening map is still the identity")
-	}
-	before := slices.Clone(st.Params[0])
-	tr, err := NewTrainer(st, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	for range cfg.Steps {
-		if _, err := tr.Step(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !slices.Equal(st.Params[w], fitted) {
-		t.Error("training changed the frozen whitening map")
-	}
-	if slices.Equal(st.Params[0], before) {
-		t.Error("training did not change conv1.weight")
-	}
-	x := data.X[:4*n]
-	want, err := tr.engine.Energy(st.Params, x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := ExportGraph(m, st.Params, testMeta(m, st.Params))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := runExported(t, model, []string{outE}, x, 4)[0]
-	for i := range want {
-		if math.Abs(float64(got[i]-want[i])) > 1e-4*math.Max(1, math.Abs(float64(want[i]))) {
-			t.Errorf("image %d: exported %v, training graph %v", i, got[i], want[i])
-		}
-	}
-	// Without --whiten the architecture has no such parameter.
-	plain, _ := ModelFor(smallConfig())
-	for _, s := range plain.ParamSpecs() {
-		if s.Name == whitenParam {
-			t.Error("a model without --whiten has the whitening parameter")
-		}
 	}
 }

@@ -1,6 +1,8 @@
-package train
+package engine
 
 import (
+	"github.com/cebm/cebm/train/internal/traintest"
+	"github.com/cebm/cebm/train/model"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -16,7 +18,7 @@ import (
 // max(1, |numeric|) at 6 coordinates per tensor.
 func TestDSMGradients(t *testing.T) {
 	const n = 2
-	m, _ := NewModel(CEBM, MNISTArch(), 0)
+	m, _ := model.NewModel(model.CEBM, model.MNISTArch(), 0)
 	rng := rand.New(rand.NewPCG(21, 22))
 	params := m.InitParams(rng)
 	for i, s := range m.ParamSpecs() {
@@ -32,7 +34,7 @@ func TestDSMGradients(t *testing.T) {
 	}
 	defer e.Close()
 	per := 784
-	x := randVec(n*per, 23)
+	x := traintest.RandVec(n*per, 23)
 	w := []float32{0.7, 1.3}
 	for _, tc := range []struct {
 		name               string
@@ -41,7 +43,7 @@ func TestDSMGradients(t *testing.T) {
 		{"half squared input gradient", make([]float32, n*per), []float32{1, 1}, []float32{0, 0}},
 		// ε is scaled down so that the loss stays O(1): a float32 loss of
 		// ½·784 would round off more than the finite differences resolve.
-		{"score matching with base measure", scaled(randVec(n*per, 24), 0.1), []float32{0.4, 0.9}, []float32{1.2, 0.6}},
+		{"score matching with base measure", scaled(traintest.RandVec(n*per, 24), 0.1), []float32{0.4, 0.9}, []float32{1.2, 0.6}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, gp, err := e.DSMGrad(params, x, tc.eps, tc.sigma, tc.invVar, w)
@@ -82,8 +84,8 @@ func TestDSMRecoversGaussianScore(t *testing.T) {
 		dim, batch, steps = 16, 64, 600
 		v0, sigma         = 0.01, 0.1
 	)
-	arch := Arch{Name: "tiny", C: 1, H: 4, W: 4, Hidden: []int{32}, LatentDim: 4}
-	m, err := NewModel(CEBM, arch, 0)
+	arch := model.Arch{Name: "tiny", C: 1, H: 4, W: 4, Hidden: []int{32}, LatentDim: 4}
+	m, err := model.NewModel(model.CEBM, arch, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,21 @@
-package train
+package model
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
 
+	"github.com/cebm/cebm/internal/modelfile"
 	"github.com/cebm/cebm/train/graph"
 )
 
-// Initialisations of the network's parameters (Config.Init).
+// Init names an initialisation of the network's parameters (Config.Init).
+type Init string
+
+// The initialisations.
 const (
-	InitPyTorch = "pytorch" // weights and biases U(±1/√fan_in): the authors' code
-	InitLSUV    = "lsuv"    // the same, then each hidden layer rescaled to unit-variance pre-activations on training images
+	InitPyTorch Init = "pytorch" // weights and biases U(±1/√fan_in): the authors' code
+	InitLSUV    Init = "lsuv"    // the same, then each hidden layer rescaled to unit-variance pre-activations on training images
 )
 
 // lsuvImages is how many training images the data-dependent init looks at.
@@ -23,17 +27,19 @@ const lsuvImages = 500
 // PyTorch's default scale the signal shrinks about threefold a layer, so a
 // deep encoder starts nearly linear and nearly constant, a slow start for
 // any objective; after LSUV every Swish works in its nonlinear range. The
-// head is left as drawn. Only the network's parameters change.
-func LSUV(m Model, params [][]float32, data Images, rng *rand.Rand, threads int) error {
+// head is left as drawn. Only the network's parameters change. images
+// holds n training images of m's shape.
+func LSUV(m Model, params [][]float32, images []float32, n int, rng *rand.Rand, threads int) error {
 	a := m.Arch
 	per := a.C * a.H * a.W
-	n := min(lsuvImages, data.N)
+	all := n
+	n = min(lsuvImages, all)
 	x := make([]float32, 0, n*per)
-	for _, i := range rng.Perm(data.N)[:n] {
-		x = append(x, data.X[i*per:(i+1)*per]...)
+	for _, i := range rng.Perm(all)[:n] {
+		x = append(x, images[i*per:(i+1)*per]...)
 	}
 	g := graph.New(graph.Float32)
-	xv, ps := m.declare(g)
+	xv, ps := m.Declare(g)
 	_, _, pre := a.network(g, xv, ps[:len(a.ParamSpecs())])
 	for i, z := range pre {
 		g.Output(fmt.Sprintf("pre%d", i), z)
@@ -45,7 +51,7 @@ func LSUV(m Model, params [][]float32, data Images, rng *rand.Rand, threads int)
 	defer sess.Close()
 	specs := m.ParamSpecs()
 	for layer := range pre {
-		feed := map[string][]float32{inX: x}
+		feed := map[string][]float32{modelfile.Input: x}
 		for i, s := range specs {
 			feed[s.Name] = params[i]
 		}

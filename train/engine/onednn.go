@@ -1,10 +1,11 @@
-package train
+package engine
 
 import (
 	"errors"
 	"fmt"
 
 	"github.com/cebm/cebm/train/dnnl"
+	"github.com/cebm/cebm/train/model"
 )
 
 // OneDNNEngine runs the training steps on oneDNN (train/dnnl): one network
@@ -12,8 +13,8 @@ import (
 // layout change: under 1% of a step, BenchmarkEngine). The parity tests
 // (TestDNNL*Parity) hold it to ORTEngine.
 type OneDNNEngine struct {
-	model   Model
-	specs   []ParamSpec
+	model   model.Model
+	specs   []model.ParamSpec
 	threads int
 	nets    map[int]*dnnl.Net
 	loss, v []float32 // DSMGrad's scratch
@@ -21,7 +22,7 @@ type OneDNNEngine struct {
 
 // NewOneDNNEngine prepares m for oneDNN; threads is the threads of every
 // step (0: the cores the process may run on).
-func NewOneDNNEngine(m Model, threads int) (*OneDNNEngine, error) {
+func NewOneDNNEngine(m model.Model, threads int) (*OneDNNEngine, error) {
 	switch {
 	case !dnnl.Available:
 		return nil, errors.New("engine onednn: this build has no oneDNN: build with -tags dnnl and Debian's libdnnl-dev (make does when scripts/setup.sh could install it)")
@@ -133,7 +134,7 @@ func (e *OneDNNEngine) Close() {
 
 // dnnlNet builds model m on oneDNN for batches of n, run on threads
 // threads (0: all the process may use).
-func dnnlNet(m Model, n, threads int) (*dnnl.Net, error) {
+func dnnlNet(m model.Model, n, threads int) (*dnnl.Net, error) {
 	a := m.Arch
 	var convs []dnnl.ConvLayer
 	for _, l := range a.Convs {
@@ -144,7 +145,7 @@ func dnnlNet(m Model, n, threads int) (*dnnl.Net, error) {
 		latent = 0 // IGEBM: the head is the energy
 	}
 	components := 0
-	if m.Kind == GMMCEBM {
+	if m.Kind == model.GMMCEBM {
 		components = m.Components
 	}
 	return dnnl.NewNet(n, a.C, a.H, a.W, convs, a.Hidden, latent, components, threads)

@@ -1,6 +1,8 @@
-package train
+package engine
 
 import (
+	"github.com/cebm/cebm/train/internal/traintest"
+	"github.com/cebm/cebm/train/model"
 	"math/rand/v2"
 	"testing"
 
@@ -21,7 +23,7 @@ func matmulGFLOPs(b *testing.B) float64 {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	feed := map[string][]float32{"a": randVec(n*n, 1), "w": randVec(n*n, 2)}
+	feed := map[string][]float32{"a": traintest.RandVec(n*n, 1), "w": traintest.RandVec(n*n, 2)}
 	if _, err := s.Run(n, feed); err != nil { // warm-up
 		b.Fatal(err)
 	}
@@ -39,15 +41,6 @@ func matmulGFLOPs(b *testing.B) float64 {
 	return best
 }
 
-func randVec(n int, seed uint64) []float32 {
-	rng := rand.New(rand.NewPCG(seed, 7))
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.Float64()*2 - 1)
-	}
-	return v
-}
-
 // BenchmarkEngine measures the training steps at batch 128 on the MNIST
 // CEBM, on ONNX Runtime (ORTEngine) and on oneDNN (OneDNNEngine), through
 // the Engine interface (parameters loaded at every call, as in training):
@@ -63,11 +56,11 @@ func randVec(n int, seed uint64) []float32 {
 // use every core): the ratio between the two is the second core's gain.
 func BenchmarkEngine(b *testing.B) {
 	const batch = 128
-	m, _ := NewModel(CEBM, MNISTArch(), 0)
+	m, _ := model.NewModel(model.CEBM, model.MNISTArch(), 0)
 	params := m.InitParams(rand.New(rand.NewPCG(1, 2)))
-	x := randVec(batch*28*28, 3)
-	wa, wb := randVec(batch, 4), randVec(batch, 5)
-	eps := randVec(batch*28*28, 6)
+	x := traintest.RandVec(batch*28*28, 3)
+	wa, wb := traintest.RandVec(batch, 4), traintest.RandVec(batch, 5)
+	eps := traintest.RandVec(batch*28*28, 6)
 	sigma, invVar := make([]float32, batch), make([]float32, batch)
 	for i := range sigma {
 		sigma[i], invVar[i] = 0.3+0.005*float32(i), 1
@@ -86,16 +79,16 @@ func BenchmarkEngine(b *testing.B) {
 	for _, threads := range []int{0, 1} {
 		for _, st := range steps {
 			var ortPer float64
-			for _, engine := range []string{EngineORT, EngineOneDNN} {
-				name := st.name + "/" + engine
+			for _, engine := range []Name{ORT, OneDNN} {
+				name := st.name + "/" + string(engine)
 				if threads == 1 {
 					name += "/threads=1"
 				}
 				b.Run(name, func(b *testing.B) {
-					if engine == EngineOneDNN && !dnnl.Available {
+					if engine == OneDNN && !dnnl.Available {
 						b.Skip("no oneDNN in this build: -tags dnnl with libdnnl-dev installed (make bench adds it)")
 					}
-					e, err := NewEngine(engine, m, threads)
+					e, err := New(engine, m, threads)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -114,7 +107,7 @@ func BenchmarkEngine(b *testing.B) {
 					b.ReportMetric(1/per, "steps/s")
 					b.ReportMetric(gf, "GFLOP/s")
 					b.ReportMetric(gf/ref, "matmul_ratio")
-					if engine == EngineORT {
+					if engine == ORT {
 						ortPer = per
 					} else if ortPer > 0 {
 						b.ReportMetric(ortPer/per, "x_ort")

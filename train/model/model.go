@@ -1,4 +1,4 @@
-package train
+package model
 
 import (
 	"fmt"
@@ -87,6 +87,18 @@ func logNormalizer(g *graph.Graph, eta1, eta2 *graph.Value) *graph.Value {
 	a := g.Div(g.Square(eta1), g.Mul(eta2, g.Scalar(-4)))
 	b := g.Mul(g.Log(g.Mul(eta2, g.Scalar(-2))), g.Scalar(0.5))
 	return g.Sub(a, b)
+}
+
+// Declare adds to g the input x [B, C, H, W] and the parameters (ParamSpecs
+// order) as graph inputs, to be fed on every run.
+func (m Model) Declare(g *graph.Graph) (*graph.Value, []*graph.Value) {
+	a := m.Arch
+	x := g.Input(modelfile.Input, graph.Batch, a.C, a.H, a.W)
+	var ps []*graph.Value
+	for _, s := range m.ParamSpecs() {
+		ps = append(ps, g.Param(s.Name, s.Shape...))
+	}
+	return x, ps
 }
 
 // Build applies the model to x [B, C, H, W] with parameters p (ParamSpecs

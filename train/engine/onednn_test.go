@@ -1,7 +1,9 @@
-package train
+package engine
 
 import (
 	"fmt"
+	"github.com/cebm/cebm/train/internal/traintest"
+	"github.com/cebm/cebm/train/model"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -83,8 +85,8 @@ func TestDNNLConvParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			copy(c.In(0), randVec(len(c.In(0)), 1))
-			copy(c.In(1), randVec(len(c.In(1)), 2))
+			copy(c.In(0), traintest.RandVec(len(c.In(0)), 1))
+			copy(c.In(1), traintest.RandVec(len(c.In(1)), 2))
 			if err := c.Run(); err != nil {
 				t.Fatal(err)
 			}
@@ -150,8 +152,8 @@ func BenchmarkConvLayer(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			copy(c.In(0), randVec(len(c.In(0)), 1))
-			copy(c.In(1), randVec(len(c.In(1)), 2))
+			copy(c.In(0), traintest.RandVec(len(c.In(0)), 1))
+			copy(c.In(1), traintest.RandVec(len(c.In(1)), 2))
 			ort, err := newORTConvStep(o.op, sh, 0)
 			if err != nil {
 				b.Fatal(err)
@@ -179,9 +181,9 @@ func BenchmarkConvLayer(b *testing.B) {
 // dnnlCases are the models train/dnnl runs: CEBM, IGEBM and GMM-CEBM on the
 // MNIST and CIFAR encoders.
 var dnnlCases = []struct {
-	kind Kind
-	arch Arch
-}{{CEBM, MNISTArch()}, {CEBM, CIFARArch()}, {IGEBM, MNISTArch()}, {IGEBM, CIFARArch()}, {GMMCEBM, MNISTArch()}, {GMMCEBM, CIFARArch()}}
+	kind model.Kind
+	arch model.Arch
+}{{model.CEBM, model.MNISTArch()}, {model.CEBM, model.CIFARArch()}, {model.IGEBM, model.MNISTArch()}, {model.IGEBM, model.CIFARArch()}, {model.GMMCEBM, model.MNISTArch()}, {model.GMMCEBM, model.CIFARArch()}}
 
 // dnnlFixtureN is the batch of the parity tests.
 const dnnlFixtureN = 4
@@ -189,7 +191,7 @@ const dnnlFixtureN = 4
 // dnnlFixture is one model with the same parameters on the ONNX Runtime
 // engine and on oneDNN, and a batch to run.
 type dnnlFixture struct {
-	m      Model
+	m      model.Model
 	params [][]float32
 	x      []float32
 	e      *ORTEngine
@@ -199,13 +201,13 @@ type dnnlFixture struct {
 // newDNNLFixture builds kind on arch; the network's weights are scaled ×3
 // from their initial values (not the prior's), so the energy is not
 // dominated by the biases.
-func newDNNLFixture(t *testing.T, kind Kind, arch Arch) dnnlFixture {
+func newDNNLFixture(t *testing.T, kind model.Kind, arch model.Arch) dnnlFixture {
 	return newDNNLFixtureScaled(t, kind, arch, 3)
 }
 
-func newDNNLFixtureScaled(t *testing.T, kind Kind, arch Arch, scale float32) dnnlFixture {
+func newDNNLFixtureScaled(t *testing.T, kind model.Kind, arch model.Arch, scale float32) dnnlFixture {
 	t.Helper()
-	m, _ := NewModel(kind, arch, 10)
+	m, _ := model.NewModel(kind, arch, 10)
 	a := m.Arch
 	params := m.InitParams(rand.New(rand.NewPCG(3, 4)))
 	for _, p := range params[:len(a.ParamSpecs())] {
@@ -226,7 +228,7 @@ func newDNNLFixtureScaled(t *testing.T, kind Kind, arch Arch, scale float32) dnn
 	if err := nn.SetParams(params); err != nil {
 		t.Fatal(err)
 	}
-	return dnnlFixture{m: m, params: params, x: randVec(dnnlFixtureN*a.C*a.H*a.W, 5), e: e, nn: nn}
+	return dnnlFixture{m: m, params: params, x: traintest.RandVec(dnnlFixtureN*a.C*a.H*a.W, 5), e: e, nn: nn}
 }
 
 // checkParity fails t unless got has want's length and its largest
@@ -279,61 +281,6 @@ func TestDNNLLangevinParity(t *testing.T) {
 	}
 }
 
-// TestOneDNNEngineRun: a run on oneDNN follows the ONNX Runtime run's loss
-// curve over 50 updates (same seed; contrastive divergence on a CEBM and a
-// GMM-CEBM, score matching on a CEBM): the two differ by float32 rounding
-// only.
-func TestOneDNNEngineRun(t *testing.T) {
-	if !dnnl.Available {
-		t.Skip("no oneDNN in this build")
-	}
-	data := mnistTrain(t, 512)
-	for _, kind := range []Kind{CEBM, GMMCEBM} {
-		t.Run(string(kind), func(t *testing.T) { oneDNNEngineRun(t, data, kind, "cd") })
-	}
-	t.Run("cebm/dsm", func(t *testing.T) { oneDNNEngineRun(t, data, CEBM, "dsm") })
-	cfg := smallConfig()
-	cfg.Engine, cfg.Whiten, cfg.WhitenEps = EngineOneDNN, 0.25, 0.05
-	m, _ := ModelFor(cfg)
-	if _, err := NewTrainer(NewState(cfg, m), data); err == nil {
-		t.Error("engine onednn accepted a model with --whiten")
-	}
-}
-
-func oneDNNEngineRun(t *testing.T, data Images, kind Kind, objective string) {
-	losses := func(engine string) []float64 {
-		cfg := smallConfig()
-		cfg.Kind, cfg.Objective = kind, objective
-		cfg.Engine, cfg.Steps, cfg.SGLDSteps, cfg.Gamma, cfg.LR = engine, 50, 5, 0.005, 1e-3
-		m, _ := ModelFor(cfg)
-		tr, err := NewTrainer(NewState(cfg, m), data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tr.Close()
-		var out []float64
-		for range cfg.Steps {
-			met, err := tr.Step()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, met.Loss)
-		}
-		return out
-	}
-	ort, fast := losses(EngineORT), losses(EngineOneDNN)
-	var worst, scale float64
-	for i := range ort {
-		worst = max(worst, math.Abs(fast[i]-ort[i]))
-		scale = max(scale, math.Abs(ort[i]))
-	}
-	t.Logf("50 updates: max |loss(oneDNN) − loss(ORT)| = %.3g, loss scale %.3g; first %.5f / %.5f, last %.5f / %.5f",
-		worst, scale, fast[0], ort[0], fast[49], ort[49])
-	if worst > 1e-3*max(scale, 1) {
-		t.Errorf("the loss curves part: max difference %g at scale %g", worst, scale)
-	}
-}
-
 // TestDNNLParamGradParity: oneDNN's weighted parameter gradient
 // Σ (a_i + b_i·E_i)·∂E_i/∂θ equals the ONNX Runtime engine's, tensor by
 // tensor, within 1e-4 of each tensor's scale (MNIST and CIFAR CEBMs,
@@ -345,7 +292,7 @@ func TestDNNLParamGradParity(t *testing.T) {
 	for _, c := range dnnlCases {
 		t.Run(string(c.kind)+"/"+c.arch.Name, func(t *testing.T) {
 			f := newDNNLFixture(t, c.kind, c.arch)
-			wa, wb := randVec(dnnlFixtureN, 6), randVec(dnnlFixtureN, 7)
+			wa, wb := traintest.RandVec(dnnlFixtureN, 6), traintest.RandVec(dnnlFixtureN, 7)
 			wantE, want, err := f.e.ParamGrad(f.params, f.x, wa, wb)
 			if err != nil {
 				t.Fatal(err)
@@ -384,14 +331,14 @@ func TestDNNLScoreMatchingParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer fast.Close()
-			eps := scaled(randVec(len(f.x), 8), 0.5)
-			sigma := scaled(randVec(dnnlFixtureN, 9), 0.5)
-			invVar := scaled(randVec(dnnlFixtureN, 10), 1)
+			eps := scaled(traintest.RandVec(len(f.x), 8), 0.5)
+			sigma := scaled(traintest.RandVec(dnnlFixtureN, 9), 0.5)
+			invVar := scaled(traintest.RandVec(dnnlFixtureN, 10), 1)
 			for i := range sigma {
 				sigma[i] = 0.6 + sigma[i]         // in [0.1, 1.1]
 				invVar[i] = max(invVar[i], 0) * 2 // half of them 0: no base measure
 			}
-			w := randVec(dnnlFixtureN, 11)
+			w := traintest.RandVec(dnnlFixtureN, 11)
 			wantE, wantL, want, err := f.e.DSMGrad(f.params, f.x, eps, sigma, invVar, w)
 			if err != nil {
 				t.Fatal(err)
@@ -404,7 +351,7 @@ func TestDNNLScoreMatchingParity(t *testing.T) {
 			checkParity(t, "loss", gotL, wantL, false)
 			for i, s := range f.m.ParamSpecs() {
 				// An IGEBM's head bias shifts E by a constant: no part in ∂E/∂x.
-				checkParity(t, s.Name, got[i], want[i], c.kind == IGEBM && s.Name == "head.bias")
+				checkParity(t, s.Name, got[i], want[i], c.kind == model.IGEBM && s.Name == "head.bias")
 			}
 		})
 	}

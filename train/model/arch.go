@@ -1,4 +1,4 @@
-package train
+package model
 
 import (
 	"fmt"
@@ -114,21 +114,21 @@ func (a Arch) ParamSpecs() []ParamSpec {
 		ParamSpec{Name: "head.bias", Shape: []int{out}, FanIn: in})
 	if a.Whiten {
 		n := a.C * a.H * a.W
-		ps = append(ps, ParamSpec{Name: whitenParam, Shape: []int{n, n}, Frozen: true})
+		ps = append(ps, ParamSpec{Name: WhitenParam, Shape: []int{n, n}, Frozen: true})
 	}
 	return ps
 }
 
-// whitenParam is the name of Arch.Whiten's fixed map.
-const whitenParam = "input.whiten"
+// WhitenParam is the name of Arch.Whiten's fixed map.
+const WhitenParam = "input.whiten"
 
 // InitParams draws PyTorch's default initialisation for Conv2d and Linear:
 // weights and biases uniform in ±1/√fan_in. Arch.Whiten's map starts as
-// the identity (startState fits it to the data).
+// the identity (a run fits it to the data: FitWhitening).
 func InitParams(specs []ParamSpec, rng *rand.Rand) [][]float32 {
 	out := make([][]float32, len(specs))
 	for i, s := range specs {
-		if s.Name == whitenParam {
+		if s.Name == WhitenParam {
 			n := s.Shape[0]
 			out[i] = make([]float32, n*n)
 			for j := range n {
