@@ -25,9 +25,14 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := EncodeResponse{Model: b.Model().Digest, Results: make([]Posterior, len(res))}
+	var latents []float32
+	for i := range res {
+		latents = append(latents, res[i].Latent...)
+	}
+	nearest := s.nearest(latents, len(res))
 	for i := range res {
 		out.Results[i] = posteriorJSON(&res[i])
-		out.Results[i].OOD = s.ood(res[i].Energy)
+		out.Results[i].OOD = s.ood(res[i].Energy, nearest[i])
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -40,7 +45,7 @@ func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
 		return storeProblem(err)
 	}
 	p := posteriorJSON(res)
-	p.OOD = s.ood(res.Energy)
+	p.OOD = s.ood(res.Energy, s.nearest(res.Latent, 1)[0])
 	writeJSON(w, http.StatusOK, p)
 	return nil
 }

@@ -166,7 +166,9 @@ func TestPage(t *testing.T) {
 		t.Fatal("no suitable test image in the first 200")
 		return 0
 	}
-	digit := pick(fixture.test, func(i int, c Classification) bool { return c.Label == fixture.test.Labels[i] })
+	digit := pick(fixture.test, func(i int, c Classification) bool {
+		return c.Label == fixture.test.Labels[i] && c.OOD != nil && !c.OOD.OutOfDistribution
+	})
 	item := pick(fashion, func(_ int, c Classification) bool { return c.OOD != nil && c.OOD.OutOfDistribution })
 
 	ctx := browser(t)
@@ -204,14 +206,30 @@ func TestPage(t *testing.T) {
 	if class != "ood-yes" || !strings.Contains(text, "Out of distribution") {
 		t.Errorf("dropped Fashion-MNIST image %d: ood shown as %q (%q)", item, text, class)
 	}
+	eval(ctx, `document.getElementById('label').textContent`, &text)
+	if text != "not a digit" {
+		t.Errorf("dropped Fashion-MNIST image %d: label shown as %q, want \"not a digit\"", item, text)
+	}
 	shot(ctx, "fashion.png")
+
+	// A dropped blank white page (the lowest energy of all) is not a digit.
+	white := make([]uint8, 784)
+	for i := range white {
+		white[i] = 255
+	}
+	browse(ctx, drop(grayPNG(t, white)), answered(3))
+	eval(ctx, `document.getElementById('label').textContent`, &text)
+	eval(ctx, `document.getElementById('ood').textContent`, &class)
+	if text != "not a digit" || !strings.Contains(class, "lower than almost every") {
+		t.Errorf("dropped blank page: label %q, ood %q", text, class)
+	}
 
 	// Twenty strokes: the time from the stroke's end to the answer shown.
 	for i := 0; i < 20; i++ {
-		browse(ctx, chromedp.Click("#clear"), stroke("#pad"), answered(3+i))
+		browse(ctx, chromedp.Click("#clear"), stroke("#pad"), answered(4+i))
 	}
 	var timings []float64
-	eval(ctx, `window.cebm.timings.slice(3)`, &timings)
+	eval(ctx, `window.cebm.timings.slice(4)`, &timings)
 	slices.Sort(timings)
 	t.Logf("stroke finished → answer shown: median %.1f ms over %d strokes (min %.1f, max %.1f)",
 		timings[len(timings)/2], len(timings), timings[0], timings[len(timings)-1])

@@ -6,7 +6,7 @@
 
 const $ = (id) => document.getElementById(id);
 // window.cebm is what the page's own browser test reads.
-const state = window.cebm = { key: '', timings: [], last: null, pending: null, seq: 0 };
+const state = window.cebm = { key: '', timings: [], last: null, pending: null, seq: 0, notA: 'not a digit' };
 
 class KeyNeeded extends Error {}
 
@@ -52,7 +52,7 @@ async function analyse(blob, started) {
     if (seq !== state.seq) return;
     const ms = performance.now() - started;
     state.timings.push(ms);
-    state.last = { label: c.label, class: c.class, ood: post.ood, neighbors: c.neighbors.length };
+    state.last = { label: c.label, class: c.class, ood: post.ood, neighbors: c.neighbors.length, shown: $('label').textContent };
     state.pending = null;
     setStatus(`Answered in ${ms.toFixed(0)} ms.`);
   } catch (e) {
@@ -61,15 +61,24 @@ async function analyse(blob, started) {
 }
 
 function showAnswer(c, post) {
-  $('label').textContent = c.class || String(c.label);
+  // A flagged image gets no label: its nearest neighbours' vote says
+  // nothing about an image unlike every reference image.
+  const flagged = !!(post.ood && post.ood.out_of_distribution);
+  $('label').textContent = flagged ? state.notA : c.class || String(c.label);
+  $('label').classList.toggle('flagged', flagged);
   $('votes').textContent = 'Votes: ' + c.votes.map((v) => `${v.class || v.label} × ${v.count}`).join(', ');
   const ood = $('ood');
   if (post.ood) {
     const p = post.ood.energy_percentile.toFixed(1);
     ood.className = post.ood.out_of_distribution ? 'ood-yes' : 'ood-no';
-    ood.textContent = post.ood.out_of_distribution
-      ? `Out of distribution: its energy is above ${p}% of the reference images' (threshold ${post.ood.threshold_percentile}%).`
-      : `In distribution: its energy is above ${p}% of the reference images'.`;
+    const o = post.ood;
+    const d = o.distance_percentile === undefined ? '' : `, its distance to the nearest one above ${o.distance_percentile.toFixed(1)}% of theirs`;
+    const why = { 'energy too high': 'its energy is higher than almost every reference image\'s',
+      'energy too low': 'its energy is lower than almost every reference image\'s, as a blank or very simple image\'s is',
+      'far from every reference image': 'its posterior mean is farther from every reference image than they are from each other' }[o.reason];
+    ood.textContent = o.out_of_distribution
+      ? `Out of distribution: ${why || o.reason} (energy above ${p}% of the reference images'${d}). The neighbours' vote is shown but means little.`
+      : `In distribution: energy above ${p}% of the reference images'${d}.`;
   } else {
     ood.textContent = '';
   }
@@ -131,6 +140,7 @@ function showPosterior(post) {
 async function loadModel() {
   try {
     const m = (await (await api('/models')).json()).models[0];
+    if (Array.isArray(m.classes) && !m.classes.every((c) => /^[0-9]$/.test(c))) state.notA = 'not one of its classes';
     $('model').replaceChildren(...Object.entries(m).filter(([, v]) => v !== null && typeof v !== 'object').flatMap(([k, v]) => {
       const dt = document.createElement('dt');
       dt.textContent = k.replaceAll('_', ' ');
