@@ -20,6 +20,7 @@ import (
 
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/index"
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 func req(method, path, ct string, body []byte) *http.Request {
@@ -255,6 +256,24 @@ func shippedAndFashion(t *testing.T) *data.Set {
 		t.Skipf("Fashion-MNIST: %v", err)
 	}
 	return fashion
+}
+
+// TestServersRelative: the document's only server is "/", so Swagger UI
+// at /docs sends "Try it out" to the server that served it, whatever its
+// address, and not to a fixed one.
+func TestServersRelative(t *testing.T) {
+	setup(t)
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != "/" {
+		var urls []string
+		for _, sv := range doc.Servers {
+			urls = append(urls, sv.URL)
+		}
+		t.Errorf("servers %q, want only \"/\"", urls)
+	}
 }
 
 // TestSetIndexChecksModel: an index built with another model is refused,
