@@ -33,7 +33,7 @@ func parseClientFlags(cmd string, args []string, env func(string) string, stderr
 	fs.StringVar(&c.APIKey, "api-key", "", "the server's API key, if it has one")
 	fs.BoolVar(&c.JSON, "json", false, "print the server's JSON answer instead of a table")
 	if cmd == "classify" {
-		fs.IntVar(&c.K, "k", 5, "neighbours per image")
+		fs.IntVar(&c.K, "k", 1, "neighbours per image (as POST /classify-knn's default)")
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: cebm %s [flags] FILE...\n\nFILEs are PNG or JPEG images. Every flag is also read from CEBM_<FLAG> (e.g. CEBM_SERVER).\n", cmd)
