@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/cebm/cebm/encoder"
+	"github.com/cebm/cebm/store"
 )
 
 // handleEncode is POST /encode: each image's id and posterior.
@@ -40,7 +42,15 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 
 // handlePosterior is GET /posterior/{id}: a stored posterior.
 func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
-	res, err := s.store.Get(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	res, err := s.store.Get(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		if n, e := strconv.Atoi(id); e == nil && n >= 0 {
+			if st := s.state.Load(); st != nil && n < st.ix.Len() {
+				return problem(kindUnknownID, fmt.Sprintf("%d is an index item's id (as in /classify-knn's neighbours), not a posterior's: GET /index/items/%d has its label and posterior mean, /index/items/%d/image its picture. Posterior ids are the ids /encode answers.", n, n, n))
+			}
+		}
+	}
 	if err != nil {
 		return storeProblem(err)
 	}
