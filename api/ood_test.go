@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -150,4 +151,56 @@ func TestOOD(t *testing.T) {
 			t.Errorf("GET /posterior: ood %+v, want out of distribution %v", p.OOD, c.want)
 		}
 	}
+}
+
+// TestReferenceMap: GET /index/map gives the reference set's first two
+// principal directions (orthonormal, the first with the larger variance)
+// and 2,000 labelled points; the map separates the classes: for most
+// points, the nearest other point on the map has the same label far more
+// often than chance (10%).
+func TestReferenceMap(t *testing.T) {
+	setup(t)
+	if _, err := os.Stat(shippedModel); err != nil {
+		t.Skip("no shipped model")
+	}
+	s, _ := newTestServer(t, shippedModel, 5000, DefaultConfig())
+	w := do(t, s, req("GET", "/index/map", "", nil))
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	m := decode[RefMap](t, w)
+	dot := func(a, b []float32) (s float64) {
+		for i := range a {
+			s += float64(a[i]) * float64(b[i])
+		}
+		return s
+	}
+	if len(m.Points) != 2000 || len(m.Mean) != 128 || math.Abs(dot(m.Axes[0], m.Axes[0])-1) > 1e-4 ||
+		math.Abs(dot(m.Axes[1], m.Axes[1])-1) > 1e-4 || math.Abs(dot(m.Axes[0], m.Axes[1])) > 1e-3 || m.Variance[0] < m.Variance[1] {
+		t.Fatalf("map: %d points, mean of %d, axes %.4f %.4f %.4f, variance %v", len(m.Points), len(m.Mean),
+			dot(m.Axes[0], m.Axes[0]), dot(m.Axes[1], m.Axes[1]), dot(m.Axes[0], m.Axes[1]), m.Variance)
+	}
+	same := 0
+	for i, p := range m.Points {
+		best, bd := -1, math.Inf(1)
+		for j, q := range m.Points {
+			if d := math.Hypot(float64(p.X-q.X), float64(p.Y-q.Y)); j != i && d < bd {
+				best, bd = j, d
+			}
+		}
+		if m.Points[best].Label == p.Label {
+			same++
+		}
+	}
+	t.Logf("nearest map neighbour of the same class: %.1f%% of %d points; variance along the axes %v", 100*float64(same)/2000, len(m.Points), m.Variance)
+	if same < 2000*3/10 {
+		t.Errorf("only %d of 2000 points have a nearest map neighbour of their class", same)
+	}
+	// Without a reference set there is no map.
+	s2, _ := newTestServer(t, fixture.cebm, 100, DefaultConfig())
+	st := *s2.state.Load()
+	st.refMap = nil
+	s2.state.Store(&st)
+	w = do(t, s2, req("GET", "/index/map", "", nil))
+	checkProblem(t, w, 404, "not-found")
 }

@@ -190,6 +190,22 @@ func TestPage(t *testing.T) {
 	if want := fixture.test.Labels[digit]; last.Label != want || strings.TrimSpace(text) != fmt.Sprint(want) {
 		t.Errorf("dropped test digit %d: page shows %q (%+v), want %d", digit, text, last, want)
 	}
+	// The map shows the reference points and the digit with its 5 neighbours.
+	var shown struct {
+		Points    int       `json:"points"`
+		Query     []float64 `json:"query"`
+		Neighbors int       `json:"neighbors"`
+	}
+	eval(ctx, `window.cebm.mapShown`, &shown)
+	var dark, colours int
+	eval(ctx, `(() => { const d = document.getElementById('map').getContext('2d').getImageData(0, 0, 360, 360).data;
+		let dark = 0; const cs = new Set();
+		for (let i = 0; i < d.length; i += 4) { if (d[i] + d[i+1] + d[i+2] < 60) dark++; else if (d[i] + d[i+1] + d[i+2] < 700) cs.add(d[i] >> 5 << 6 | d[i+1] >> 5 << 3 | d[i+2] >> 5); }
+		return [dark, cs.size]; })()`, &[]any{&dark, &colours})
+	t.Logf("map: %+v, %d dark pixels, %d colours", shown, dark, colours)
+	if shown.Points != 2000 || len(shown.Query) != 2 || shown.Neighbors != 5 || dark < 50 || colours < 10 {
+		t.Errorf("map after a digit: %+v, %d dark pixels (the rings), %d colours", shown, dark, colours)
+	}
 	shot(ctx, "digit.png")
 	if p := os.Getenv("CEBM_SCREENSHOT"); p != "" {
 		b, _ := os.ReadFile(filepath.Join(shots, "digit.png"))

@@ -100,6 +100,7 @@ type indexState struct {
 	// items to their nearest other index item, sorted ascending: the
 	// out-of-distribution score ranks a query's nearest distance among them.
 	nnDist []float32
+	refMap *RefMap // GET /index/map; nil without a reference set
 }
 
 // Reference is what the server shows of the reference set: the index's
@@ -194,6 +195,9 @@ func (s *Server) SetIndex(ix *index.Index, items store.Items, ref Reference) err
 			return err
 		}
 		st.nnDist = d
+		if st.refMap, err = referenceMap(ix, min(len(ref.Energies), ix.Len())); err != nil {
+			return err
+		}
 	}
 	s.state.Store(st)
 	return nil
