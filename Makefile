@@ -19,9 +19,10 @@ setup:
 build: setup
 	$(GO) build -tags '$(TAGS)' -o $(BIN) ./cmd/cebm
 
-## serve: serve the shipped default model on 127.0.0.1:8080
+## serve: serve the shipped default model on ADDR (127.0.0.1:8080)
+ADDR ?= 127.0.0.1:8080
 serve: build
-	./$(BIN) serve
+	./$(BIN) serve --addr $(ADDR)
 
 ## test: everything CI runs
 test: setup lint unit fuzz

@@ -48,7 +48,11 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 	out := ClassifyResponse{K: k, Results: make([]Classification, len(found))}
 	for i, f := range found {
 		out.Results[i] = classification(f, classes, qs.ids[i], qs.inverted[i])
-		out.Results[i].OOD = s.ood(qs.energies[i])
+		nearest := math.NaN()
+		if len(f.Neighbors) > 0 {
+			nearest = float64(f.Neighbors[0].Distance)
+		}
+		out.Results[i].OOD = s.ood(qs.energies[i], nearest)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/cebm/cebm/encoder"
+	"github.com/cebm/cebm/store"
 )
 
 // handleEncode is POST /encode: each image's id and posterior.
@@ -25,9 +27,14 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := EncodeResponse{Model: b.Model().Digest, Results: make([]Posterior, len(res))}
+	var latents []float32
+	for i := range res {
+		latents = append(latents, res[i].Latent...)
+	}
+	nearest := s.nearest(latents, len(res))
 	for i := range res {
 		out.Results[i] = posteriorJSON(&res[i])
-		out.Results[i].OOD = s.ood(res[i].Energy)
+		out.Results[i].OOD = s.ood(res[i].Energy, nearest[i])
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -35,12 +42,20 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 
 // handlePosterior is GET /posterior/{id}: a stored posterior.
 func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
-	res, err := s.store.Get(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	res, err := s.store.Get(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		if n, e := strconv.Atoi(id); e == nil && n >= 0 {
+			if st := s.state.Load(); st != nil && n < st.ix.Len() {
+				return problem(kindUnknownID, fmt.Sprintf("%d is an index item's id (as in /classify-knn's neighbours), not a posterior's: GET /index/items/%d has its label and posterior mean, /index/items/%d/image its picture. Posterior ids are the ids /encode answers.", n, n, n))
+			}
+		}
+	}
 	if err != nil {
 		return storeProblem(err)
 	}
 	p := posteriorJSON(res)
-	p.OOD = s.ood(res.Energy)
+	p.OOD = s.ood(res.Energy, s.nearest(res.Latent, 1)[0])
 	writeJSON(w, http.StatusOK, p)
 	return nil
 }

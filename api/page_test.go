@@ -166,7 +166,9 @@ func TestPage(t *testing.T) {
 		t.Fatal("no suitable test image in the first 200")
 		return 0
 	}
-	digit := pick(fixture.test, func(i int, c Classification) bool { return c.Label == fixture.test.Labels[i] })
+	digit := pick(fixture.test, func(i int, c Classification) bool {
+		return c.Label == fixture.test.Labels[i] && c.OOD != nil && !c.OOD.OutOfDistribution
+	})
 	item := pick(fashion, func(_ int, c Classification) bool { return c.OOD != nil && c.OOD.OutOfDistribution })
 
 	ctx := browser(t)
@@ -188,6 +190,22 @@ func TestPage(t *testing.T) {
 	if want := fixture.test.Labels[digit]; last.Label != want || strings.TrimSpace(text) != fmt.Sprint(want) {
 		t.Errorf("dropped test digit %d: page shows %q (%+v), want %d", digit, text, last, want)
 	}
+	// The map shows the reference points and the digit with its 5 neighbours.
+	var shown struct {
+		Points    int       `json:"points"`
+		Query     []float64 `json:"query"`
+		Neighbors int       `json:"neighbors"`
+	}
+	eval(ctx, `window.cebm.mapShown`, &shown)
+	var dark, colours int
+	eval(ctx, `(() => { const d = document.getElementById('map').getContext('2d').getImageData(0, 0, 360, 360).data;
+		let dark = 0; const cs = new Set();
+		for (let i = 0; i < d.length; i += 4) { if (d[i] + d[i+1] + d[i+2] < 60) dark++; else if (d[i] + d[i+1] + d[i+2] < 700) cs.add(d[i] >> 5 << 6 | d[i+1] >> 5 << 3 | d[i+2] >> 5); }
+		return [dark, cs.size]; })()`, &[]any{&dark, &colours})
+	t.Logf("map: %+v, %d dark pixels, %d colours", shown, dark, colours)
+	if shown.Points != 2000 || len(shown.Query) != 2 || shown.Neighbors != 5 || dark < 50 || colours < 10 {
+		t.Errorf("map after a digit: %+v, %d dark pixels (the rings), %d colours", shown, dark, colours)
+	}
 	shot(ctx, "digit.png")
 	if p := os.Getenv("CEBM_SCREENSHOT"); p != "" {
 		b, _ := os.ReadFile(filepath.Join(shots, "digit.png"))
@@ -204,14 +222,30 @@ func TestPage(t *testing.T) {
 	if class != "ood-yes" || !strings.Contains(text, "Out of distribution") {
 		t.Errorf("dropped Fashion-MNIST image %d: ood shown as %q (%q)", item, text, class)
 	}
+	eval(ctx, `document.getElementById('label').textContent`, &text)
+	if text != "not a digit" {
+		t.Errorf("dropped Fashion-MNIST image %d: label shown as %q, want \"not a digit\"", item, text)
+	}
 	shot(ctx, "fashion.png")
+
+	// A dropped blank white page (the lowest energy of all) is not a digit.
+	white := make([]uint8, 784)
+	for i := range white {
+		white[i] = 255
+	}
+	browse(ctx, drop(grayPNG(t, white)), answered(3))
+	eval(ctx, `document.getElementById('label').textContent`, &text)
+	eval(ctx, `document.getElementById('ood').textContent`, &class)
+	if text != "not a digit" || !strings.Contains(class, "lower than almost every") {
+		t.Errorf("dropped blank page: label %q, ood %q", text, class)
+	}
 
 	// Twenty strokes: the time from the stroke's end to the answer shown.
 	for i := 0; i < 20; i++ {
-		browse(ctx, chromedp.Click("#clear"), stroke("#pad"), answered(3+i))
+		browse(ctx, chromedp.Click("#clear"), stroke("#pad"), answered(4+i))
 	}
 	var timings []float64
-	eval(ctx, `window.cebm.timings.slice(3)`, &timings)
+	eval(ctx, `window.cebm.timings.slice(4)`, &timings)
 	slices.Sort(timings)
 	t.Logf("stroke finished → answer shown: median %.1f ms over %d strokes (min %.1f, max %.1f)",
 		timings[len(timings)/2], len(timings), timings[0], timings[len(timings)-1])

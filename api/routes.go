@@ -46,6 +46,7 @@ func (s *Server) routes() http.Handler {
 		r.Post("/index/items", s.handle(s.handleAddItems))
 		r.Get("/index/items/{id}", s.handle(s.handleItem))
 		r.Get("/index/items/{id}/image", s.handle(s.handleItemImage))
+		r.Get("/index/map", s.handle(s.handleMap))
 		r.Get("/models", s.handle(s.handleModels))
 	})
 	return r

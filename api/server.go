@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -32,9 +33,13 @@ type Config struct {
 	RequestTimeout time.Duration // whole-request deadline
 	StoreSize      int           // posteriors kept in process for GET /posterior/{id}
 	MaxK           int           // largest k of /classify-knn
-	OODPercentile  float64       // energies above this percentile of the reference set's are flagged out of distribution
-	WebDir         string        // where the set-up installed Swagger UI (WebDir/swagger-ui) for /docs; "": none
-	Batch          encoder.BatchOptions
+	OODPercentile  float64       // energies above this percentile of the reference set's, or below 100 minus it, are flagged out of distribution
+	// OODDistancePercentile: an image whose latent distance to its nearest
+	// index item lies above this percentile of the reference items' own
+	// nearest-neighbour distances is flagged out of distribution.
+	OODDistancePercentile float64
+	WebDir                string // where the set-up installed Swagger UI (WebDir/swagger-ui) for /docs; "": none
+	Batch                 encoder.BatchOptions
 
 	// AllowedHosts are the host names (Host header, port aside) the server
 	// answers to; empty: any. CORSOrigins are the origins (scheme://host
@@ -53,17 +58,18 @@ type Config struct {
 // DefaultConfig returns the defaults of cebm serve.
 func DefaultConfig() Config {
 	return Config{
-		MaxBodyBytes:   16 << 20,
-		MaxParts:       256,
-		MaxPixels:      encoder.DefaultLimits.MaxPixels,
-		MaxSide:        encoder.DefaultLimits.MaxSide,
-		MaxAspect:      encoder.DefaultLimits.MaxAspect,
-		DecodeBytes:    192 << 20,
-		RequestTimeout: 30 * time.Second,
-		StoreSize:      100000,
-		MaxK:           100,
-		OODPercentile:  99.5,
-		Batch:          encoder.BatchOptions{MaxBatch: 64, MaxWait: time.Millisecond, Queue: 1024},
+		MaxBodyBytes:          16 << 20,
+		MaxParts:              256,
+		MaxPixels:             encoder.DefaultLimits.MaxPixels,
+		MaxSide:               encoder.DefaultLimits.MaxSide,
+		MaxAspect:             encoder.DefaultLimits.MaxAspect,
+		DecodeBytes:           192 << 20,
+		RequestTimeout:        30 * time.Second,
+		StoreSize:             100000,
+		MaxK:                  100,
+		OODPercentile:         99.5,
+		OODDistancePercentile: 99,
+		Batch:                 encoder.BatchOptions{MaxBatch: 64, MaxWait: time.Millisecond, Queue: 1024},
 	}
 }
 
@@ -90,6 +96,11 @@ type indexState struct {
 	ix    *index.Index
 	items store.Items
 	ref   Reference
+	// nnDist are the squared latent distances of a sample of reference
+	// items to their nearest other index item, sorted ascending: the
+	// out-of-distribution score ranks a query's nearest distance among them.
+	nnDist []float32
+	refMap *RefMap // GET /index/map; nil without a reference set
 }
 
 // Reference is what the server shows of the reference set: the index's
@@ -113,8 +124,11 @@ func New(cfg Config, log *slog.Logger) *Server {
 	if cfg.MaxK < 1 {
 		cfg.MaxK = def.MaxK
 	}
-	if cfg.OODPercentile <= 0 || cfg.OODPercentile > 100 {
+	if cfg.OODPercentile <= 50 || cfg.OODPercentile > 100 {
 		cfg.OODPercentile = def.OODPercentile
+	}
+	if cfg.OODDistancePercentile <= 0 || cfg.OODDistancePercentile > 100 {
+		cfg.OODDistancePercentile = def.OODDistancePercentile
 	}
 	if cfg.MaxParts < 1 {
 		cfg.MaxParts = def.MaxParts
@@ -174,8 +188,59 @@ func (s *Server) SetIndex(ix *index.Index, items store.Items, ref Reference) err
 	if items == nil {
 		items = store.NewIndexOnly(ix)
 	}
-	s.state.Store(&indexState{ix, items, ref})
+	st := &indexState{ix: ix, items: items, ref: ref}
+	if len(ref.Energies) > 0 {
+		d, err := nearestDistances(ix, min(len(ref.Energies), ix.Len()))
+		if err != nil {
+			return err
+		}
+		st.nnDist = d
+		if st.refMap, err = referenceMap(ix, min(len(ref.Energies), ix.Len())); err != nil {
+			return err
+		}
+	}
+	s.state.Store(st)
 	return nil
+}
+
+// oodSample is how many reference items nearestDistances measures: enough
+// for the 99th percentile to move by well under a point between samples,
+// few enough to take about a second on a 60,000-item index.
+const oodSample = 1000
+
+// nearestDistances returns, sorted, the squared distance of up to
+// oodSample reference items (evenly spaced among the first n) to their
+// nearest other item of ix.
+func nearestDistances(ix *index.Index, n int) ([]float32, error) {
+	if n < 2 {
+		return nil, nil
+	}
+	m := min(n, oodSample)
+	ids := make([]int, m)
+	qs := make([]float32, 0, m*ix.Dim())
+	for i := range ids {
+		ids[i] = int(int64(i) * int64(n) / int64(m))
+		v, err := ix.Vector(ids[i])
+		if err != nil {
+			return nil, err
+		}
+		qs = append(qs, v...)
+	}
+	found, err := ix.SearchBatch(qs, 2)
+	if err != nil {
+		return nil, err
+	}
+	d := make([]float32, 0, m)
+	for i, nb := range found {
+		for _, x := range nb {
+			if x.ID != ids[i] {
+				d = append(d, x.Distance)
+				break
+			}
+		}
+	}
+	slices.Sort(d)
+	return d, nil
 }
 
 // Ready reports whether the model and the index are loaded and the stores
@@ -249,10 +314,15 @@ func storeProblem(err error) error {
 	return err
 }
 
-// ood scores an energy against the reference set's: its percentile, and
-// whether it lies above the configured one. nil without reference
-// energies or for a non-finite energy.
-func (s *Server) ood(energy float64) *OOD {
+// ood scores an image against the reference set: its energy's percentile
+// among the reference images' (flagged when above the configured
+// percentile, or below 100 minus it: energy-based models give simple
+// images such as a blank page the lowest energies of all), and the
+// percentile of nearest, the squared latent distance to its nearest index
+// item, among the reference items' own (flagged when above
+// OODDistancePercentile; NaN: not known). nil without reference energies
+// or for a non-finite energy.
+func (s *Server) ood(energy float64, nearest float64) *OOD {
 	st := s.state.Load()
 	if st == nil || len(st.ref.Energies) == 0 || math.IsNaN(energy) || math.IsInf(energy, 0) {
 		return nil
@@ -260,5 +330,43 @@ func (s *Server) ood(energy float64) *OOD {
 	e := st.ref.Energies
 	below := sort.Search(len(e), func(i int) bool { return float64(e[i]) >= energy })
 	p := 100 * float64(below) / float64(len(e))
-	return &OOD{EnergyPercentile: p, ThresholdPercentile: s.cfg.OODPercentile, OutOfDistribution: p > s.cfg.OODPercentile}
+	o := &OOD{EnergyPercentile: p, ThresholdPercentile: s.cfg.OODPercentile, DistanceThresholdPercentile: s.cfg.OODDistancePercentile}
+	switch {
+	case p > s.cfg.OODPercentile:
+		o.OutOfDistribution, o.Reason = true, "energy too high"
+	case p < 100-s.cfg.OODPercentile:
+		o.OutOfDistribution, o.Reason = true, "energy too low"
+	}
+	if d := st.nnDist; len(d) > 0 && !math.IsNaN(nearest) {
+		below := sort.Search(len(d), func(i int) bool { return float64(d[i]) >= nearest })
+		dp := 100 * float64(below) / float64(len(d))
+		o.DistancePercentile = &dp
+		if dp > s.cfg.OODDistancePercentile && !o.OutOfDistribution {
+			o.OutOfDistribution, o.Reason = true, "far from every reference image"
+		}
+	}
+	return o
+}
+
+// nearest returns the squared distance of each of the n latents (one
+// after another) to its nearest index item; NaN where it is not known.
+func (s *Server) nearest(latents []float32, n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = math.NaN()
+	}
+	st := s.state.Load()
+	if st == nil || len(st.nnDist) == 0 || len(latents) != n*st.ix.Dim() {
+		return out
+	}
+	found, err := st.ix.SearchBatch(latents, 1)
+	if err != nil {
+		return out
+	}
+	for i, nb := range found {
+		if len(nb) > 0 {
+			out[i] = float64(nb[0].Distance)
+		}
+	}
+	return out
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/index"
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 func req(method, path, ct string, body []byte) *http.Request {
@@ -145,6 +146,11 @@ func TestEndpoints(t *testing.T) {
 		if w.Code != 404 || !strings.Contains(w.Body.String(), "unknown-id") {
 			t.Fatalf("unknown id: %d %s", w.Code, w.Body)
 		}
+		// An index item's id (a neighbour's) is pointed to its own route.
+		w = do(t, s, req("GET", "/posterior/7", "", nil))
+		if w.Code != 404 || !strings.Contains(decode[Problem](t, w).Detail, "GET /index/items/7 has its label and posterior mean") {
+			t.Fatalf("an index item's id: %d %s", w.Code, w.Body)
+		}
 	})
 	t.Run("classify", func(t *testing.T) {
 		id := encodeID(t)
@@ -257,46 +263,21 @@ func shippedAndFashion(t *testing.T) *data.Set {
 	return fashion
 }
 
-// TestOOD: /encode and /classify-knn rank each image's energy among the
-// reference images'; with the shipped MNIST model, Fashion-MNIST images
-// are flagged and MNIST test digits are not. It logs both rates.
-func TestOOD(t *testing.T) {
-	fashion := shippedAndFashion(t)
-	s, _ := newTestServer(t, shippedModel, 10000, DefaultConfig())
-	const n, batch = 1000, 100
-	rate := func(set *data.Set) float64 {
-		flagged := 0
-		for from := 0; from < n; from += batch {
-			var imgs []string
-			for i := from; i < from+batch; i++ {
-				var b bytes.Buffer
-				png.Encode(&b, &image.Gray{Pix: set.Pixel(i), Stride: 28, Rect: image.Rect(0, 0, 28, 28)})
-				imgs = append(imgs, base64.StdEncoding.EncodeToString(b.Bytes()))
-			}
-			w := do(t, s, req("POST", "/encode", "application/json", jsonBodyOf(t, map[string]any{"images": imgs})))
-			if w.Code != 200 {
-				t.Fatalf("%d %s", w.Code, w.Body)
-			}
-			for _, p := range decode[EncodeResponse](t, w).Results {
-				if p.OOD == nil || p.OOD.ThresholdPercentile != 99.5 {
-					t.Fatalf("no ood score: %+v", p.OOD)
-				}
-				if p.OOD.OutOfDistribution {
-					flagged++
-				}
-			}
+// TestServersRelative: the document's only server is "/", so Swagger UI
+// at /docs sends "Try it out" to the server that served it, whatever its
+// address, and not to a fixed one.
+func TestServersRelative(t *testing.T) {
+	setup(t)
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != "/" {
+		var urls []string
+		for _, sv := range doc.Servers {
+			urls = append(urls, sv.URL)
 		}
-		return float64(flagged) / n
-	}
-	fpr, tpr := rate(fixture.test), rate(fashion)
-	t.Logf("flagged out of distribution at the 99.5th percentile: Fashion-MNIST test %.1f%% (true positives), MNIST test %.1f%% (false positives), %d images each",
-		100*tpr, 100*fpr, n)
-	if tpr < 0.6 || fpr > 0.02 { // measured: 0.770 and 0.004 (earlier shipped models: 0.611 / 0.006, 0.774 / 0.002)
-		t.Errorf("true positive rate %.3f, false positive rate %.3f", tpr, fpr)
-	}
-	w := do(t, s, req("POST", "/classify-knn", "image/png", digitPNG(t, 0)))
-	if c := decode[ClassifyResponse](t, w).Results[0]; c.OOD == nil || c.OOD.OutOfDistribution {
-		t.Errorf("classify-knn of an MNIST digit: ood %+v", c.OOD)
+		t.Errorf("servers %q, want only \"/\"", urls)
 	}
 }
 

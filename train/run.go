@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -157,11 +158,7 @@ func newProgressBar(w io.Writer, st *State) *progressbar.ProgressBar {
 	if w == nil {
 		return nil
 	}
-	max := int64(st.Config.Run.Steps)
-	if max <= 0 {
-		max = -1
-	}
-	bar := progressbar.NewOptions64(max,
+	bar := progressbar.NewOptions64(progressTotal(st.Config.Run, 0, 0, 0),
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription("training"),
 		progressbar.OptionShowCount(),
@@ -172,6 +169,26 @@ func newProgressBar(w io.Writer, st *State) *progressbar.ProgressBar {
 		progressbar.OptionClearOnFinish())
 	bar.Set(st.Step)
 	return bar
+}
+
+// progressTotal is the progress bar's total: the step budget or, with a
+// duration, the step the run will have reached when its time is up at the
+// speed of this invocation so far (startStep to step in ran), whichever is
+// sooner; -1 (unknown) before the first step of a run with no step budget.
+func progressTotal(cfg RunConfig, startStep, step int, ran time.Duration) int64 {
+	total := int64(cfg.Steps)
+	if total <= 0 {
+		total = -1
+	}
+	if cfg.Duration <= 0 || step <= startStep || ran <= 0 {
+		return total
+	}
+	left := max(0, (cfg.Duration - ran).Seconds())
+	est := int64(step) + int64(math.Round(float64(step-startStep)/ran.Seconds()*left))
+	if total > 0 {
+		return min(total, est)
+	}
+	return est
 }
 
 // trainLoop steps until the run's steps or duration are done or ctx is
@@ -188,7 +205,7 @@ func trainLoop(ctx context.Context, t *Trainer, mf io.Writer, ckpt string, opt R
 		}
 		return SaveCheckpoint(ckpt, st)
 	}
-	startElapsed := st.Elapsed
+	startElapsed, startStep := st.Elapsed, st.Step
 	done := func() bool {
 		if cfg.Steps > 0 && st.Step >= cfg.Steps {
 			return true
@@ -224,6 +241,7 @@ func trainLoop(ctx context.Context, t *Trainer, mf io.Writer, ckpt string, opt R
 		}
 		if bar != nil {
 			bar.Describe(fmt.Sprintf("loss %+.3f  E+ %+.3f  E− %+.3f  %.2f steps/s", m.Loss, m.EPos, m.ENeg, m.StepsPer))
+			bar.ChangeMax64(progressTotal(cfg, startStep, st.Step, st.Elapsed-startElapsed))
 			bar.Set(st.Step)
 		}
 		if st.Step%cfg.CheckpointEvery == 0 {

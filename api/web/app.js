@@ -6,7 +6,7 @@
 
 const $ = (id) => document.getElementById(id);
 // window.cebm is what the page's own browser test reads.
-const state = window.cebm = { key: '', timings: [], last: null, pending: null, seq: 0 };
+const state = window.cebm = { key: '', timings: [], last: null, pending: null, seq: 0, notA: 'not a digit' };
 
 class KeyNeeded extends Error {}
 
@@ -48,11 +48,11 @@ async function analyse(blob, started) {
     const c = cls.results[0];
     showAnswer(c, post);
     showPosterior(post);
-    await showNeighbors(c.neighbors);
+    await Promise.all([showNeighbors(c.neighbors), showMap(post.mean, c.neighbors)]);
     if (seq !== state.seq) return;
     const ms = performance.now() - started;
     state.timings.push(ms);
-    state.last = { label: c.label, class: c.class, ood: post.ood, neighbors: c.neighbors.length };
+    state.last = { label: c.label, class: c.class, ood: post.ood, neighbors: c.neighbors.length, shown: $('label').textContent };
     state.pending = null;
     setStatus(`Answered in ${ms.toFixed(0)} ms.`);
   } catch (e) {
@@ -61,15 +61,24 @@ async function analyse(blob, started) {
 }
 
 function showAnswer(c, post) {
-  $('label').textContent = c.class || String(c.label);
+  // A flagged image gets no label: its nearest neighbours' vote says
+  // nothing about an image unlike every reference image.
+  const flagged = !!(post.ood && post.ood.out_of_distribution);
+  $('label').textContent = flagged ? state.notA : c.class || String(c.label);
+  $('label').classList.toggle('flagged', flagged);
   $('votes').textContent = 'Votes: ' + c.votes.map((v) => `${v.class || v.label} × ${v.count}`).join(', ');
   const ood = $('ood');
   if (post.ood) {
     const p = post.ood.energy_percentile.toFixed(1);
     ood.className = post.ood.out_of_distribution ? 'ood-yes' : 'ood-no';
-    ood.textContent = post.ood.out_of_distribution
-      ? `Out of distribution: its energy is above ${p}% of the reference images' (threshold ${post.ood.threshold_percentile}%).`
-      : `In distribution: its energy is above ${p}% of the reference images'.`;
+    const o = post.ood;
+    const d = o.distance_percentile === undefined ? '' : `, its distance to the nearest one above ${o.distance_percentile.toFixed(1)}% of theirs`;
+    const why = { 'energy too high': 'its energy is higher than almost every reference image\'s',
+      'energy too low': 'its energy is lower than almost every reference image\'s, as a blank or very simple image\'s is',
+      'far from every reference image': 'its posterior mean is farther from every reference image than they are from each other' }[o.reason];
+    ood.textContent = o.out_of_distribution
+      ? `Out of distribution: ${why || o.reason} (energy above ${p}% of the reference images'${d}). The neighbours' vote is shown but means little.`
+      : `In distribution: energy above ${p}% of the reference images'${d}.`;
   } else {
     ood.textContent = '';
   }
@@ -128,9 +137,79 @@ function showPosterior(post) {
   }
 }
 
+// The reference map (GET /index/map): points drawn once, the query and its
+// neighbours on top of them for each answer.
+const classColours = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+async function loadMap() {
+  try {
+    const resp = await api('/index/map');
+    if (!resp.ok) return;
+    const m = await resp.json();
+    const xs = m.points.map((p) => p.x), ys = m.points.map((p) => p.y);
+    const pad = 0.05;
+    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    m.toCanvas = (x, y) => {
+      const cv = $('map');
+      const cx = (x - x0) / (x1 - x0 || 1), cy = (y - y0) / (y1 - y0 || 1);
+      return [cv.width * (pad + (1 - 2 * pad) * Math.min(1.02, Math.max(-0.02, cx))), cv.height * (1 - pad - (1 - 2 * pad) * Math.min(1.02, Math.max(-0.02, cy)))];
+    };
+    m.byId = new Map(m.points.map((p) => [p.id, p]));
+    state.map = m;
+    state.mapShown = { points: m.points.length, query: null, neighbors: 0 };
+    drawMap(null, []);
+  } catch (e) {
+    if (!(e instanceof KeyNeeded)) $('map-legend').textContent = 'Map unavailable: ' + e.message;
+  }
+}
+
+function drawMap(query, neighbors) {
+  const m = state.map;
+  const cv = $('map');
+  const g = cv.getContext('2d');
+  g.fillStyle = '#fff';
+  g.fillRect(0, 0, cv.width, cv.height);
+  for (const p of m.points) {
+    const [x, y] = m.toCanvas(p.x, p.y);
+    g.fillStyle = classColours[((p.label % 10) + 10) % 10];
+    g.globalAlpha = 0.5;
+    g.fillRect(x - 1.5, y - 1.5, 3, 3);
+  }
+  g.globalAlpha = 1;
+  g.lineWidth = 2;
+  g.strokeStyle = '#000';
+  for (const n of neighbors) {
+    const [x, y] = m.toCanvas(n.x, n.y);
+    g.beginPath(); g.arc(x, y, 4, 0, 2 * Math.PI); g.stroke();
+  }
+  if (query) {
+    const [x, y] = m.toCanvas(query[0], query[1]);
+    g.lineWidth = 3;
+    g.beginPath(); g.arc(x, y, 8, 0, 2 * Math.PI); g.stroke();
+  }
+}
+
+async function showMap(mean, neighbors) {
+  const m = state.map;
+  if (!m || !mean || mean.length !== m.mean.length) return;
+  const project = (v) => m.axes.map((a) => a.reduce((s, w, j) => s + w * (v[j] - m.mean[j]), 0));
+  const q = project(mean);
+  // Neighbours not among the map's points are placed from their vectors.
+  const nb = await Promise.all(neighbors.map(async (n) => {
+    const p = m.byId.get(n.id);
+    if (p) return p;
+    const item = await (await api(`/index/items/${n.id}`)).json();
+    const [x, y] = project(item.mean);
+    return { x, y };
+  }));
+  drawMap(q, nb);
+  state.mapShown = { points: m.points.length, query: q, neighbors: nb.length };
+}
+
 async function loadModel() {
   try {
     const m = (await (await api('/models')).json()).models[0];
+    if (Array.isArray(m.classes) && !m.classes.every((c) => /^[0-9]$/.test(c))) state.notA = 'not one of its classes';
     $('model').replaceChildren(...Object.entries(m).filter(([, v]) => v !== null && typeof v !== 'object').flatMap(([k, v]) => {
       const dt = document.createElement('dt');
       dt.textContent = k.replaceAll('_', ' ');
@@ -211,9 +290,11 @@ $('key-form').addEventListener('submit', (e) => {
   state.key = $('key').value;
   $('key-panel').hidden = true;
   loadModel();
+  loadMap();
   if (state.pending) analyse(state.pending.blob, performance.now());
 });
 
 setupPad();
 setupFiles();
 loadModel();
+loadMap();

@@ -42,12 +42,17 @@ type Posterior struct {
 	OOD              *OOD           `json:"ood,omitempty"`              // the energy against the reference set's
 }
 
-// OOD ranks an image's energy among the reference images' energies: a
-// percentile near 100 means less likely than almost every reference image.
+// OOD ranks an image's energy among the reference images' energies (a
+// percentile near 100: less likely than almost every reference image; near
+// 0: more likely than all, as blank pages are) and its latent distance to
+// the nearest index item among the reference items' own.
 type OOD struct {
-	EnergyPercentile    float64 `json:"energy_percentile"`
-	ThresholdPercentile float64 `json:"threshold_percentile"`
-	OutOfDistribution   bool    `json:"out_of_distribution"`
+	EnergyPercentile            float64  `json:"energy_percentile"`
+	ThresholdPercentile         float64  `json:"threshold_percentile"`
+	DistancePercentile          *float64 `json:"distance_percentile,omitempty"`
+	DistanceThresholdPercentile float64  `json:"distance_threshold_percentile"`
+	OutOfDistribution           bool     `json:"out_of_distribution"`
+	Reason                      string   `json:"reason,omitempty"` // why it is flagged
 }
 
 // Component is one mixture component's posterior p(z | x, y = k).

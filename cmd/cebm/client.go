@@ -33,7 +33,7 @@ func parseClientFlags(cmd string, args []string, env func(string) string, stderr
 	fs.StringVar(&c.APIKey, "api-key", "", "the server's API key, if it has one")
 	fs.BoolVar(&c.JSON, "json", false, "print the server's JSON answer instead of a table")
 	if cmd == "classify" {
-		fs.IntVar(&c.K, "k", 5, "neighbours per image")
+		fs.IntVar(&c.K, "k", 1, "neighbours per image (as POST /classify-knn's default)")
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: cebm %s [flags] FILE...\n\nFILEs are PNG or JPEG images. Every flag is also read from CEBM_<FLAG> (e.g. CEBM_SERVER).\n", cmd)
@@ -93,7 +93,7 @@ func runEncode(ctx context.Context, args []string, env func(string) string, stdo
 	for i, p := range res.Results {
 		pct, flagged := "-", "-"
 		if p.OOD != nil {
-			pct, flagged = fmt.Sprintf("%.1f", p.OOD.EnergyPercentile), fmt.Sprint(p.OOD.OutOfDistribution)
+			pct, flagged = fmt.Sprintf("%.1f", p.OOD.EnergyPercentile), oodText(p.OOD)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%.4f\t%s\t%s\t%s\n", files[i], p.ID, p.Energy, pct, flagged, head(p.Mean, 3))
 	}
@@ -133,11 +133,19 @@ func runClassify(ctx context.Context, args []string, env func(string) string, st
 		}
 		flagged := "-"
 		if r.OOD != nil {
-			flagged = fmt.Sprint(r.OOD.OutOfDistribution)
+			flagged = oodText(r.OOD)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", files[i], label, strings.Join(votes, " "), strings.Join(near, " "), flagged)
 	}
 	return w.Flush()
+}
+
+// oodText is "no", or "yes: " and why the image is flagged.
+func oodText(o *wire.OOD) string {
+	if !o.OutOfDistribution {
+		return "no"
+	}
+	return "yes: " + o.Reason
 }
 
 func head(v []float32, n int) string {

@@ -70,8 +70,8 @@ func TestClientCommands(t *testing.T) {
 
 	out, err = cebm(append([]string{"classify", "--json", "--server", base}, files...)...)
 	var res wire.ClassifyResponse
-	if err != nil || json.Unmarshal([]byte(out), &res) != nil || len(res.Results) != 3 || res.K != 5 {
-		t.Fatalf("classify --json: %v\n%s", err, out)
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || len(res.Results) != 3 || res.K != 1 {
+		t.Fatalf("classify --json (k defaults to 1, as the HTTP route's): %v\n%s", err, out)
 	}
 
 	out, err = cebm(append([]string{"encode", "--server", base}, files...)...)

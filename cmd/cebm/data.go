@@ -48,7 +48,7 @@ func runData(ctx context.Context, args []string, env func(string) string, stdout
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseQuietly(strings.TrimPrefix(fs.Name(), "cebm "), fs, args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {

@@ -125,6 +125,18 @@ type evalFlags struct {
 func parseEvalFlags(args []string, env func(string) string, stderr io.Writer) (*evalFlags, error) {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: cebm eval [flags]
+
+Evaluates an exported model's representation: 1-NN accuracy of its posterior
+means (test split against the training split, or --split val), beside raw
+pixels and PCA; with --suite full or --out also linear probes, OOD AUROC
+(−E and −‖∇x E‖), t-SNE and Langevin samples. Every flag is also read from
+CEBM_<FLAG> (e.g. CEBM_MODEL).
+
+`)
+		fs.PrintDefaults()
+	}
 	f := &evalFlags{opt: eval.DefaultOptions()}
 	o := &f.opt
 	fs.StringVar(&o.Model, "model", "models/mnist-cebm.onnx", "exported model")
@@ -289,7 +301,7 @@ func runSuite(ctx context.Context, opt eval.Options, out string) (*eval.Report, 
 
 // printReport is the plain-text output.
 func printReport(w io.Writer, r *eval.Report, out string) {
-	fmt.Fprintf(w, "model %s (%s, %d steps) on %s: %d test vs %d train images\n", r.Model, r.Kind, r.Steps, r.Data, r.TestImages, r.TrainImages)
+	fmt.Fprintf(w, "model %s (%s, %d steps) on %s: %d %s images against %d training images\n", r.Model, r.Kind, r.Steps, r.Data, r.TestImages, cmp.Or(r.QuerySplit, "test"), r.TrainImages)
 	fmt.Fprintf(w, "1-NN accuracy, latent space: %.4f\n1-NN accuracy, pixel space:  %.4f\n", r.KNN1Accuracy, r.PixelKNN1Accuracy)
 	if r.PCA50KNN1Accuracy > 0 {
 		fmt.Fprintf(w, "1-NN accuracy, PCA-30 / 50 / 80 of pixels: %.4f / %.4f / %.4f (directions from %d training images)\n",

@@ -159,6 +159,14 @@ func TestEvalDefaultIsKNN(t *testing.T) {
 	if err != nil || !strings.Contains(out, "1-NN accuracy, latent space: ") || !strings.Contains(out, "1-NN accuracy, pixel space:  ") || !strings.Contains(out, "1-NN accuracy, PCA-30 / 50 / 80 of pixels: ") {
 		t.Errorf("plain output (%v):\n%s", err, out)
 	}
+	if !strings.Contains(out, ": 50 test images against 50 training images") {
+		t.Errorf("plain output does not name the test split:\n%s", out)
+	}
+	// --split val says that it queried the last training images, not "test".
+	out, err = runCmd(t, nil, "eval", "--model", shippedModel, "--data", set, "--split", "val", "--val-n", "10")
+	if err != nil || !strings.Contains(out, ": 10 train[40:50] images against 40 training images") {
+		t.Errorf("--split val (%v):\n%s", err, out)
+	}
 }
 
 func TestEvalSuiteFlag(t *testing.T) {

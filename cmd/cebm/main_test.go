@@ -26,7 +26,19 @@ import (
 // that a test can start (and kill) a real `cebm serve` process.
 const childArgs = "CEBM_TEST_CHILD_ARGS"
 
+// asCEBM is the environment variable that makes the test binary be `cebm`
+// with its own command line, so that a test can put it on a shell's path
+// as bin/cebm.
+const asCEBM = "CEBM_TEST_AS_CEBM"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(asCEBM) != "" {
+		if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "cebm:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if a := os.Getenv(childArgs); a != "" {
 		var args []string
 		if err := json.Unmarshal([]byte(a), &args); err != nil {

@@ -71,7 +71,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.API.RequestTimeout, "request-timeout", d.RequestTimeout, "longest a request may take; past it the answer is 503 with Retry-After and its work stops")
 	fs.IntVar(&c.API.StoreSize, "store-size", d.StoreSize, "posteriors kept for GET /posterior/{id} (LRU)")
 	fs.IntVar(&c.API.MaxK, "max-k", d.MaxK, "largest k of /classify-knn")
-	fs.Float64Var(&c.API.OODPercentile, "ood-percentile", d.OODPercentile, "flag an image out of distribution when its energy lies above this percentile of the reference images' energies")
+	fs.Float64Var(&c.API.OODPercentile, "ood-percentile", d.OODPercentile, "flag an image out of distribution when its energy lies above this percentile of the reference images' energies or below 100 minus it")
 	fs.IntVar(&c.API.Batch.MaxBatch, "max-batch", d.Batch.MaxBatch, "most images per ONNX Runtime run")
 	fs.DurationVar(&c.API.Batch.MaxWait, "max-wait", d.Batch.MaxWait, "longest a request waits for others to batch with")
 	fs.IntVar(&c.API.Batch.Queue, "queue", d.Batch.Queue, "requests that may wait for the encoder; more get 429")
