@@ -132,7 +132,7 @@ func New(cfg Config, log *slog.Logger) *Server {
 		cfg.StoreMetrics = store.NewMetrics(nil)
 	}
 	if cfg.Posteriors == nil {
-		cfg.Posteriors = store.NewMemory(cfg.StoreSize, cfg.StoreMetrics)
+		cfg.Posteriors = store.NewMemoryPosteriors(cfg.StoreSize, cfg.StoreMetrics)
 	}
 	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors, decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
 	s.metrics = newMetrics(s)
@@ -172,7 +172,7 @@ func (s *Server) SetIndex(ix *index.Index, items store.Items, ref Reference) err
 		return fmt.Errorf("api: the index was built with model %q, the server serves %q", got, want)
 	}
 	if items == nil {
-		items = store.NewIndexOnly(ix)
+		items = store.NewMemoryItems(ix)
 	}
 	s.state.Store(&indexState{ix, items, ref})
 	return nil
