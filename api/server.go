@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cebm/cebm/api/wire"
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
 	"github.com/cebm/cebm/store"
@@ -252,7 +253,7 @@ func storeProblem(err error) error {
 // ood scores an energy against the reference set's: its percentile, and
 // whether it lies above the configured one. nil without reference
 // energies or for a non-finite energy.
-func (s *Server) ood(energy float64) *OOD {
+func (s *Server) ood(energy float64) *wire.OOD {
 	st := s.state.Load()
 	if st == nil || len(st.ref.Energies) == 0 || math.IsNaN(energy) || math.IsInf(energy, 0) {
 		return nil
@@ -260,5 +261,5 @@ func (s *Server) ood(energy float64) *OOD {
 	e := st.ref.Energies
 	below := sort.Search(len(e), func(i int) bool { return float64(e[i]) >= energy })
 	p := 100 * float64(below) / float64(len(e))
-	return &OOD{EnergyPercentile: p, ThresholdPercentile: s.cfg.OODPercentile, OutOfDistribution: p > s.cfg.OODPercentile}
+	return &wire.OOD{EnergyPercentile: p, ThresholdPercentile: s.cfg.OODPercentile, OutOfDistribution: p > s.cfg.OODPercentile}
 }
