@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/cebm/cebm/api/wire"
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
 	"github.com/cebm/cebm/store"
@@ -45,7 +46,7 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	classes := b.Model().Classes
-	out := ClassifyResponse{K: k, Results: make([]Classification, len(found))}
+	out := wire.ClassifyResponse{K: k, Results: make([]wire.Classification, len(found))}
 	for i, f := range found {
 		out.Results[i] = classification(f, classes, qs.ids[i], qs.inverted[i])
 		nearest := math.NaN()
@@ -121,18 +122,18 @@ func className(classes []string, l int) string {
 	return ""
 }
 
-func classification(f index.Result, classes []string, id string, inverted bool) Classification {
-	c := Classification{ID: id, Label: f.Label, Class: className(classes, f.Label), Inverted: inverted,
-		Votes: []Vote{}, Neighbors: make([]Neighbor, len(f.Neighbors))}
+func classification(f index.Result, classes []string, id string, inverted bool) wire.Classification {
+	c := wire.Classification{ID: id, Label: f.Label, Class: className(classes, f.Label), Inverted: inverted,
+		Votes: []wire.Vote{}, Neighbors: make([]wire.Neighbor, len(f.Neighbors))}
 	count := map[int]int{}
 	for i, nb := range f.Neighbors {
-		c.Neighbors[i] = Neighbor{ID: nb.ID, Label: nb.Label, Class: className(classes, nb.Label), Distance: nb.Distance}
+		c.Neighbors[i] = wire.Neighbor{ID: nb.ID, Label: nb.Label, Class: className(classes, nb.Label), Distance: nb.Distance}
 		if nb.Label >= 0 {
 			count[nb.Label]++
 		}
 	}
 	for l, n := range count {
-		c.Votes = append(c.Votes, Vote{Label: l, Class: className(classes, l), Count: n})
+		c.Votes = append(c.Votes, wire.Vote{Label: l, Class: className(classes, l), Count: n})
 	}
 	sort.Slice(c.Votes, func(i, j int) bool {
 		a, b := c.Votes[i], c.Votes[j]
@@ -174,7 +175,7 @@ func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
 	for _, in := range inputs {
 		pixels = append(pixels, toBytes(in.X)...)
 	}
-	out := AddItemsResponse{Added: len(res), IDs: make([]string, len(res)), IndexIDs: make([]int, len(res))}
+	out := wire.AddItemsResponse{Added: len(res), IDs: make([]string, len(res)), IndexIDs: make([]int, len(res))}
 	for i, x := range res {
 		vecs = append(vecs, x.Latent...)
 		out.IDs[i] = x.ID
@@ -251,7 +252,7 @@ func (s *Server) handleItem(w http.ResponseWriter, r *http.Request) error {
 	if id >= st.items.Base() {
 		source = "added"
 	}
-	writeJSON(w, http.StatusOK, IndexItem{ID: id, Label: l, Class: className(classes, l), Source: source, Image: hasImage, Mean: v})
+	writeJSON(w, http.StatusOK, wire.IndexItem{ID: id, Label: l, Class: className(classes, l), Source: source, Image: hasImage, Mean: v})
 	return nil
 }
 

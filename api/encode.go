@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 
+	"github.com/cebm/cebm/api/wire"
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/store"
 )
@@ -26,7 +27,7 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := EncodeResponse{Model: b.Model().Digest, Results: make([]Posterior, len(res))}
+	out := wire.EncodeResponse{Model: b.Model().Digest, Results: make([]wire.Posterior, len(res))}
 	var latents []float32
 	for i := range res {
 		latents = append(latents, res[i].Latent...)
@@ -146,4 +147,24 @@ func imageError(i, n int, err error) error {
 		return problem(kindBadImage, which+" cannot be decoded.")
 	}
 	return err
+}
+
+// posteriorJSON is the answer for one encoded image.
+func posteriorJSON(r *encoder.Result) wire.Posterior {
+	p := wire.Posterior{ID: r.ID, Energy: r.Energy, Mean: r.Latent, Inverted: r.Inverted}
+	if r.Posterior.Eta1 != nil {
+		p.NaturalParams = &wire.NaturalParams{Eta1: r.Posterior.Eta1, Eta2: r.Posterior.Eta2}
+		p.Variance = r.Posterior.Variance
+	}
+	if len(r.Components) > 0 {
+		p.Responsibilities = r.Responsibilities
+		for k, c := range r.Components {
+			p.Components = append(p.Components, wire.Component{
+				Responsibility: r.Responsibilities[k],
+				NaturalParams:  wire.NaturalParams{Eta1: c.Eta1, Eta2: c.Eta2},
+				Mean:           c.Mean, Variance: c.Variance,
+			})
+		}
+	}
+	return p
 }

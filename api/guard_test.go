@@ -10,13 +10,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cebm/cebm/api/wire"
 )
 
 // indexSize is the index's size as GET /models reports it.
 func indexSize(t *testing.T, s *Server) int {
 	t.Helper()
 	w := do(t, s, req("GET", "/models", "", nil))
-	return decode[ModelsResponse](t, w).Models[0].IndexItems
+	return decode[wire.ModelsResponse](t, w).Models[0].IndexItems
 }
 
 // TestCrossSiteWrite: without an API key, a page of another origin cannot

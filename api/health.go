@@ -3,6 +3,8 @@ package api
 import (
 	_ "embed"
 	"net/http"
+
+	"github.com/cebm/cebm/api/wire"
 )
 
 //go:generate cp ../openapi.yaml openapi.yaml
@@ -17,7 +19,7 @@ var OpenAPI []byte
 // handleHealthz is GET /healthz: the process is alive. Never blocked by
 // loading.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Health{Status: "ok", Model: s.batcher.Load() != nil, Index: s.state.Load() != nil})
+	writeJSON(w, http.StatusOK, wire.Health{Status: "ok", Model: s.batcher.Load() != nil, Index: s.state.Load() != nil})
 }
 
 // handleReadyz is GET /readyz: 200 once the model and the index are
@@ -26,7 +28,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	if err := s.notReady(); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, Health{Status: "ready", Model: true, Index: true})
+	writeJSON(w, http.StatusOK, wire.Health{Status: "ready", Model: true, Index: true})
 	return nil
 }
 
@@ -37,11 +39,11 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	m := b.Model()
-	info := ModelInfo{Meta: m.Meta.Meta, Digest: m.Digest, PriorComponents: len(m.Prior)}
+	info := wire.ModelInfo{Meta: m.Meta.Meta, Digest: m.Digest, PriorComponents: len(m.Prior)}
 	if st := s.state.Load(); st != nil {
 		info.IndexItems = st.ix.Len()
 	}
-	writeJSON(w, http.StatusOK, ModelsResponse{Models: []ModelInfo{info}})
+	writeJSON(w, http.StatusOK, wire.ModelsResponse{Models: []wire.ModelInfo{info}})
 	return nil
 }
 

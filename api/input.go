@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -14,12 +13,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cebm/cebm/api/wire"
 	"github.com/cebm/cebm/encoder"
 )
 
 // Each POST endpoint has its own request type. A body is a raw image, a
-// multipart form or JSON (openapi.yaml: ImagesJSON, ClassifyJSON,
-// ItemsJSON); readRequest reads any of the three into any request type.
+// multipart form or JSON (the request types of package wire);
+// readRequest reads any of the three into any request type.
 
 // upload is what every POST endpoint takes: the uploaded images and
 // whether to invert their grey levels.
@@ -85,29 +85,23 @@ func (q *addItemsRequest) field(name, v string) error {
 	return nil
 }
 
-// jsonImages are the image fields of every JSON body.
-type jsonImages struct {
-	Image  string     `json:"image"`
-	Images []string   `json:"images"`
-	Invert jsonInvert `json:"invert"`
-}
-
 func (q *encodeRequest) decodeJSON(dec *json.Decoder, s *Server) error {
-	var j jsonImages
+	var j wire.EncodeRequest
 	if err := decodeJSON(dec, &j); err != nil {
 		return err
 	}
-	return s.addBase64(&q.upload, j.Invert, append(optional(j.Image), j.Images...))
+	if err := q.setJSONInvert(j.Invert); err != nil {
+		return err
+	}
+	return s.addBase64(&q.upload, append(optional(j.Image), j.Images...))
 }
 
 func (q *classifyRequest) decodeJSON(dec *json.Decoder, s *Server) error {
-	var j struct {
-		jsonImages
-		ID   string    `json:"id"`
-		Mean []float32 `json:"mean"`
-		K    *int      `json:"k"`
-	}
+	var j wire.ClassifyRequest
 	if err := decodeJSON(dec, &j); err != nil {
+		return err
+	}
+	if err := q.setJSONInvert(j.Invert); err != nil {
 		return err
 	}
 	if j.K != nil {
@@ -117,25 +111,20 @@ func (q *classifyRequest) decodeJSON(dec *json.Decoder, s *Server) error {
 		q.k = *j.K
 	}
 	q.id, q.mean = j.ID, j.Mean
-	return s.addBase64(&q.upload, j.Invert, append(optional(j.Image), j.Images...))
+	return s.addBase64(&q.upload, append(optional(j.Image), j.Images...))
 }
 
 func (q *addItemsRequest) decodeJSON(dec *json.Decoder, s *Server) error {
-	type item struct {
-		Image string     `json:"image"`
-		Label *jsonLabel `json:"label"`
-	}
-	var j struct {
-		item
-		Items  []item     `json:"items"`
-		Invert jsonInvert `json:"invert"`
-	}
+	var j wire.AddItemsRequest
 	if err := decodeJSON(dec, &j); err != nil {
+		return err
+	}
+	if err := q.setJSONInvert(j.Invert); err != nil {
 		return err
 	}
 	all := j.Items
 	if j.Image != "" || j.Label != nil {
-		all = append([]item{j.item}, all...)
+		all = append([]wire.Item{{Image: j.Image, Label: j.Label}}, all...)
 	}
 	var imgs []string
 	for _, it := range all {
@@ -145,7 +134,7 @@ func (q *addItemsRequest) decodeJSON(dec *json.Decoder, s *Server) error {
 		q.labels = append(q.labels, string(*it.Label))
 		imgs = append(imgs, it.Image)
 	}
-	return s.addBase64(&q.upload, j.Invert, imgs)
+	return s.addBase64(&q.upload, imgs)
 }
 
 var (
@@ -216,12 +205,8 @@ func (s *Server) addImage(in *upload, b []byte) error {
 	return nil
 }
 
-// addBase64 sets invert (when given) and appends the base64 images of a
-// JSON body.
-func (s *Server) addBase64(in *upload, inv jsonInvert, all []string) error {
-	if inv.set {
-		in.invert = inv.v
-	}
+// addBase64 appends the base64 images of a JSON body.
+func (s *Server) addBase64(in *upload, all []string) error {
 	if len(all) > s.cfg.MaxParts {
 		return s.tooManyImages()
 	}
@@ -235,6 +220,14 @@ func (s *Server) addBase64(in *upload, inv jsonInvert, all []string) error {
 		}
 	}
 	return nil
+}
+
+// setJSONInvert sets invert from a JSON body, when given.
+func (in *upload) setJSONInvert(v wire.Invert) error {
+	if v == "" {
+		return nil
+	}
+	return in.setInvert(string(v))
 }
 
 func (in *upload) setInvert(v string) error {
@@ -332,6 +325,10 @@ func decodeJSON(dec *json.Decoder, v any) error {
 		return nil
 	case errors.As(err, &p):
 		return p
+	case errors.Is(err, wire.ErrInvert):
+		return errBadInvert
+	case errors.Is(err, wire.ErrLabel):
+		return errBadLabel
 	case errors.As(err, &mbe), errors.As(err, &ne):
 		return bodyError(err)
 	}
@@ -344,54 +341,4 @@ func optional(s string) []string {
 		return nil
 	}
 	return []string{s}
-}
-
-// jsonInvert is invert in JSON: "auto", "true", "false" (as ParseInvert
-// reads them) or a boolean.
-type jsonInvert struct {
-	v   encoder.Invert
-	set bool
-}
-
-func (j *jsonInvert) UnmarshalJSON(b []byte) error {
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		return errBadInvert
-	}
-	var s string
-	switch v := v.(type) {
-	case string:
-		s = v
-	case bool:
-		s = strconv.FormatBool(v)
-	default:
-		return errBadInvert
-	}
-	inv, err := encoder.ParseInvert(s)
-	if err != nil {
-		return errBadInvert
-	}
-	*j = jsonInvert{inv, true}
-	return nil
-}
-
-// jsonLabel is a label in JSON: a class index or a class name, kept as
-// text for parseLabel.
-type jsonLabel string
-
-func (l *jsonLabel) UnmarshalJSON(b []byte) error {
-	var v any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err == nil {
-		switch v := v.(type) {
-		case string:
-			*l = jsonLabel(v)
-			return nil
-		case json.Number:
-			*l = jsonLabel(v.String())
-			return nil
-		}
-	}
-	return errBadLabel
 }

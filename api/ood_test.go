@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"fmt"
+	"github.com/cebm/cebm/api/wire"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -110,7 +111,7 @@ func TestOOD(t *testing.T) {
 			if w.Code != 200 {
 				t.Fatalf("%d %s", w.Code, w.Body)
 			}
-			for _, p := range decode[EncodeResponse](t, w).Results {
+			for _, p := range decode[wire.EncodeResponse](t, w).Results {
 				if p.OOD == nil || p.OOD.ThresholdPercentile != 99.5 || p.OOD.DistanceThresholdPercentile != 99 || p.OOD.DistancePercentile == nil {
 					t.Fatalf("%s: no ood score: %+v", k.name, p.OOD)
 				}
@@ -142,12 +143,12 @@ func TestOOD(t *testing.T) {
 		want bool
 	}{{grayPNG(t, blank), true}, {digitPNG(t, 0), false}} {
 		w := do(t, s, req("POST", "/classify-knn", "image/png", c.png))
-		cl := decode[ClassifyResponse](t, w).Results[0]
+		cl := decode[wire.ClassifyResponse](t, w).Results[0]
 		if cl.OOD == nil || cl.OOD.OutOfDistribution != c.want {
 			t.Errorf("classify-knn: ood %+v, want out of distribution %v", cl.OOD, c.want)
 		}
 		w = do(t, s, req("GET", "/posterior/"+cl.ID, "", nil))
-		if p := decode[Posterior](t, w); p.OOD == nil || p.OOD.OutOfDistribution != c.want {
+		if p := decode[wire.Posterior](t, w); p.OOD == nil || p.OOD.OutOfDistribution != c.want {
 			t.Errorf("GET /posterior: ood %+v, want out of distribution %v", p.OOD, c.want)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cebm/cebm/api/wire"
 	"github.com/cebm/cebm/data"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
@@ -103,7 +104,7 @@ func ready() chromedp.Action[chromedp.Void] {
 type pageAnswer struct {
 	Label     int `json:"label"`
 	Neighbors int `json:"neighbors"`
-	OOD       *OOD
+	OOD       *wire.OOD
 }
 
 func grayPNG(t *testing.T, pix []uint8) []byte {
@@ -156,20 +157,20 @@ func TestPage(t *testing.T) {
 
 	// Test images the server itself answers rightly: an MNIST digit whose
 	// k-NN label is its true label, a Fashion-MNIST image it flags.
-	pick := func(set *data.Set, ok func(int, Classification) bool) int {
+	pick := func(set *data.Set, ok func(int, wire.Classification) bool) int {
 		for i := 0; i < 200; i++ {
 			w := do(t, s, req("POST", "/classify-knn?k=5", "image/png", grayPNG(t, set.Pixel(i))))
-			if ok(i, decode[ClassifyResponse](t, w).Results[0]) {
+			if ok(i, decode[wire.ClassifyResponse](t, w).Results[0]) {
 				return i
 			}
 		}
 		t.Fatal("no suitable test image in the first 200")
 		return 0
 	}
-	digit := pick(fixture.test, func(i int, c Classification) bool {
+	digit := pick(fixture.test, func(i int, c wire.Classification) bool {
 		return c.Label == fixture.test.Labels[i] && c.OOD != nil && !c.OOD.OutOfDistribution
 	})
-	item := pick(fashion, func(_ int, c Classification) bool { return c.OOD != nil && c.OOD.OutOfDistribution })
+	item := pick(fashion, func(_ int, c wire.Classification) bool { return c.OOD != nil && c.OOD.OutOfDistribution })
 
 	ctx := browser(t)
 	var last pageAnswer

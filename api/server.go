@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cebm/cebm/api/wire"
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
 	"github.com/cebm/cebm/store"
@@ -146,7 +147,7 @@ func New(cfg Config, log *slog.Logger) *Server {
 		cfg.StoreMetrics = store.NewMetrics(nil)
 	}
 	if cfg.Posteriors == nil {
-		cfg.Posteriors = store.NewMemory(cfg.StoreSize, cfg.StoreMetrics)
+		cfg.Posteriors = store.NewMemoryPosteriors(cfg.StoreSize, cfg.StoreMetrics)
 	}
 	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors, decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
 	s.metrics = newMetrics(s)
@@ -186,7 +187,7 @@ func (s *Server) SetIndex(ix *index.Index, items store.Items, ref Reference) err
 		return fmt.Errorf("api: the index was built with model %q, the server serves %q", got, want)
 	}
 	if items == nil {
-		items = store.NewIndexOnly(ix)
+		items = store.NewMemoryItems(ix)
 	}
 	st := &indexState{ix: ix, items: items, ref: ref}
 	if len(ref.Energies) > 0 {
@@ -322,7 +323,7 @@ func storeProblem(err error) error {
 // item, among the reference items' own (flagged when above
 // OODDistancePercentile; NaN: not known). nil without reference energies
 // or for a non-finite energy.
-func (s *Server) ood(energy float64, nearest float64) *OOD {
+func (s *Server) ood(energy float64, nearest float64) *wire.OOD {
 	st := s.state.Load()
 	if st == nil || len(st.ref.Energies) == 0 || math.IsNaN(energy) || math.IsInf(energy, 0) {
 		return nil
@@ -330,7 +331,7 @@ func (s *Server) ood(energy float64, nearest float64) *OOD {
 	e := st.ref.Energies
 	below := sort.Search(len(e), func(i int) bool { return float64(e[i]) >= energy })
 	p := 100 * float64(below) / float64(len(e))
-	o := &OOD{EnergyPercentile: p, ThresholdPercentile: s.cfg.OODPercentile, DistanceThresholdPercentile: s.cfg.OODDistancePercentile}
+	o := &wire.OOD{EnergyPercentile: p, ThresholdPercentile: s.cfg.OODPercentile, DistanceThresholdPercentile: s.cfg.OODDistancePercentile}
 	switch {
 	case p > s.cfg.OODPercentile:
 		o.OutOfDistribution, o.Reason = true, "energy too high"

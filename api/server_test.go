@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cebm/cebm/api/wire"
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/index"
 	"github.com/getkin/kin-openapi/openapi3"
@@ -83,7 +84,7 @@ func TestEndpoints(t *testing.T) {
 		if w.Code != 200 {
 			t.Fatalf("%d %s", w.Code, w.Body)
 		}
-		return decode[EncodeResponse](t, w).Results[0].ID
+		return decode[wire.EncodeResponse](t, w).Results[0].ID
 	}
 
 	t.Run("encode", func(t *testing.T) {
@@ -104,7 +105,7 @@ func TestEndpoints(t *testing.T) {
 				if w.Code != 200 {
 					t.Fatalf("%d %s", w.Code, w.Body)
 				}
-				res := decode[EncodeResponse](t, w)
+				res := decode[wire.EncodeResponse](t, w)
 				if len(res.Results) != c.n || res.Model != m.Digest {
 					t.Fatalf("got %d results for model %s", len(res.Results), res.Model)
 				}
@@ -132,14 +133,14 @@ func TestEndpoints(t *testing.T) {
 	t.Run("invert forced", func(t *testing.T) {
 		id := encodeID(t)
 		w := do(t, s, req("POST", "/encode?invert=true", "image/png", png0))
-		if p := decode[EncodeResponse](t, w).Results[0]; !p.Inverted || p.ID == id {
+		if p := decode[wire.EncodeResponse](t, w).Results[0]; !p.Inverted || p.ID == id {
 			t.Errorf("invert=true: inverted %v, id %s", p.Inverted, p.ID)
 		}
 	})
 	t.Run("posterior", func(t *testing.T) {
 		id := encodeID(t)
 		w := do(t, s, req("GET", "/posterior/"+id, "", nil))
-		if w.Code != 200 || decode[Posterior](t, w).ID != id {
+		if w.Code != 200 || decode[wire.Posterior](t, w).ID != id {
 			t.Fatalf("%d %s", w.Code, w.Body)
 		}
 		w = do(t, s, req("GET", "/posterior/ffff", "", nil))
@@ -172,7 +173,7 @@ func TestEndpoints(t *testing.T) {
 				if w.Code != 200 {
 					t.Fatalf("%d %s", w.Code, w.Body)
 				}
-				res := decode[ClassifyResponse](t, w)
+				res := decode[wire.ClassifyResponse](t, w)
 				if res.K != c.k || len(res.Results) != c.n || len(res.Results[0].Neighbors) != c.k || len(res.Results[0].Votes) == 0 {
 					t.Fatalf("%+v", res)
 				}
@@ -193,19 +194,19 @@ func TestEndpoints(t *testing.T) {
 		}
 		mp, mct := multipartBody(t, [][]byte{png1}, map[string][]string{"label": {"2"}})
 		w = do(t, s, req("POST", "/index/items", mct, mp))
-		if res := decode[AddItemsResponse](t, w); w.Code != 200 || res.IndexSize != before+4 {
+		if res := decode[wire.AddItemsResponse](t, w); w.Code != 200 || res.IndexSize != before+4 {
 			t.Fatalf("%d %s", w.Code, w.Body)
 		}
 		// The added image is now its own nearest neighbour, at distance 0.
 		w = do(t, s, req("POST", "/classify-knn", "image/png", png0))
-		nb := decode[ClassifyResponse](t, w).Results[0].Neighbors[0]
+		nb := decode[wire.ClassifyResponse](t, w).Results[0].Neighbors[0]
 		if nb.ID < before || nb.Distance != 0 || nb.Label != 7 {
 			t.Errorf("nearest after adding: %+v", nb)
 		}
 		// GET /index/items/{id} gives the added item back, and its image
 		// is the model's input.
 		w = do(t, s, req("GET", fmt.Sprintf("/index/items/%d", nb.ID), "", nil))
-		if it := decode[IndexItem](t, w); w.Code != 200 || it.ID != nb.ID || it.Label != 7 || it.Class != "7" ||
+		if it := decode[wire.IndexItem](t, w); w.Code != 200 || it.ID != nb.ID || it.Label != 7 || it.Class != "7" ||
 			it.Source != "added" || !it.Image || len(it.Mean) != s.state.Load().ix.Dim() {
 			t.Errorf("GET /index/items/%d: %d %s", nb.ID, w.Code, w.Body)
 		}
@@ -220,7 +221,7 @@ func TestEndpoints(t *testing.T) {
 				t.Errorf("image of item %d is not the digit it was made from", id)
 			}
 		}
-		if it := decode[IndexItem](t, do(t, s, req("GET", "/index/items/3", "", nil))); it.Source != "reference" || !it.Image {
+		if it := decode[wire.IndexItem](t, do(t, s, req("GET", "/index/items/3", "", nil))); it.Source != "reference" || !it.Image {
 			t.Errorf("reference item: %+v", it)
 		}
 		for path, code := range map[string]int{"/index/items/99999999": 404, "/index/items/-1": 400, "/index/items/x": 400,
@@ -488,7 +489,7 @@ func TestGMM(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	p := decode[EncodeResponse](t, w).Results[0]
+	p := decode[wire.EncodeResponse](t, w).Results[0]
 	if len(p.Components) != 10 || len(p.Responsibilities) != 10 {
 		t.Fatalf("%d components, %d responsibilities", len(p.Components), len(p.Responsibilities))
 	}

@@ -1,5 +1,5 @@
 // Package client is the typed Go client of the cebm service: one method per
-// route, answers as the types of package wire, and every error the service
+// route, requests and answers as the types of package wire, and every error the service
 // answers as a *wire.Problem (with its Retry-After, if any):
 //
 //	c, _ := client.New("http://127.0.0.1:8080")
@@ -72,7 +72,7 @@ func encodeImages(images [][]byte) []string {
 // Encode is POST /encode: each image's posterior, in order.
 func (c *Client) Encode(ctx context.Context, images ...[]byte) (*wire.EncodeResponse, error) {
 	var out wire.EncodeResponse
-	return &out, c.do(ctx, http.MethodPost, "/encode", map[string]any{"images": encodeImages(images)}, &out)
+	return &out, c.do(ctx, http.MethodPost, "/encode", wire.EncodeRequest{Upload: wire.Upload{Images: encodeImages(images)}}, &out)
 }
 
 // Posterior is GET /posterior/{id}: a posterior the server computed.
@@ -85,33 +85,28 @@ func (c *Client) Posterior(ctx context.Context, id string) (*wire.Posterior, err
 // reference items and their majority label.
 func (c *Client) Classify(ctx context.Context, k int, images ...[]byte) (*wire.ClassifyResponse, error) {
 	var out wire.ClassifyResponse
-	return &out, c.do(ctx, http.MethodPost, "/classify-knn", map[string]any{"images": encodeImages(images), "k": k}, &out)
+	return &out, c.do(ctx, http.MethodPost, "/classify-knn", wire.ClassifyRequest{Upload: wire.Upload{Images: encodeImages(images)}, K: &k}, &out)
 }
 
 // ClassifyID is POST /classify-knn on a stored posterior's mean.
 func (c *Client) ClassifyID(ctx context.Context, id string, k int) (*wire.ClassifyResponse, error) {
 	var out wire.ClassifyResponse
-	return &out, c.do(ctx, http.MethodPost, "/classify-knn", map[string]any{"id": id, "k": k}, &out)
+	return &out, c.do(ctx, http.MethodPost, "/classify-knn", wire.ClassifyRequest{ID: id, K: &k}, &out)
 }
 
 // ClassifyMean is POST /classify-knn on a given posterior mean.
 func (c *Client) ClassifyMean(ctx context.Context, mean []float32, k int) (*wire.ClassifyResponse, error) {
 	var out wire.ClassifyResponse
-	return &out, c.do(ctx, http.MethodPost, "/classify-knn", map[string]any{"mean": mean, "k": k}, &out)
+	return &out, c.do(ctx, http.MethodPost, "/classify-knn", wire.ClassifyRequest{Mean: mean, K: &k}, &out)
 }
 
 // AddItems is POST /index/items: the items are durable, under the index
 // ids the answer gives, once it returns nil.
 func (c *Client) AddItems(ctx context.Context, items ...Item) (*wire.AddItemsResponse, error) {
-	type item struct {
-		Image string `json:"image"`
-		Label string `json:"label"`
-	}
-	body := struct {
-		Items []item `json:"items"`
-	}{}
+	var body wire.AddItemsRequest
 	for _, it := range items {
-		body.Items = append(body.Items, item{base64.StdEncoding.EncodeToString(it.Image), it.Label})
+		l := wire.Label(it.Label)
+		body.Items = append(body.Items, wire.Item{Image: base64.StdEncoding.EncodeToString(it.Image), Label: &l})
 	}
 	var out wire.AddItemsResponse
 	return &out, c.do(ctx, http.MethodPost, "/index/items", body, &out)

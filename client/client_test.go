@@ -17,6 +17,7 @@ import (
 	"github.com/cebm/cebm/api/wire"
 	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/encoder"
+	"github.com/cebm/cebm/internal/openapitest"
 	"github.com/cebm/cebm/reference"
 )
 
@@ -24,7 +25,8 @@ const shipped = "../models/mnist-cebm.onnx"
 
 // server is a real api.Server on the shipped model with the first 1,000
 // MNIST training images as its reference set; index false leaves it
-// without an index (not ready).
+// without an index (not ready). Every request the client sends it must
+// match openapi.yaml.
 func server(t *testing.T, key string, index bool) (*httptest.Server, *data.Set) {
 	t.Helper()
 	if _, err := os.Stat(shipped); err != nil {
@@ -52,7 +54,11 @@ func server(t *testing.T, key string, index bool) (*httptest.Server, *data.Set) 
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(s)
+	spec, err := openapitest.Load(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(spec.Handler(t, s))
 	t.Cleanup(func() { srv.Close(); s.Close(); m.Close() })
 	test, err := data.Load("mnist", "test")
 	if err != nil {

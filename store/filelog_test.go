@@ -256,6 +256,9 @@ func TestFileItemsFold(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+	// Fold does nothing while a background fold runs, and that one may
+	// have begun before the last appends: wait for it, then fold them all.
+	s.folds.Wait()
 	if err := s.Fold(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,23 +10,23 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// Memory is an in-process LRU of posteriors.
-type Memory struct {
+// MemoryPosteriors is an in-process LRU of posteriors.
+type MemoryPosteriors struct {
 	cache   *lru.Cache[string, *encoder.Result]
 	metrics *Metrics
 }
 
-// NewMemory returns an LRU holding up to size posteriors (size ≥ 1).
-func NewMemory(size int, m *Metrics) *Memory {
+// NewMemoryPosteriors returns an LRU holding up to size posteriors (size ≥ 1).
+func NewMemoryPosteriors(size int, m *Metrics) *MemoryPosteriors {
 	c, err := lru.New[string, *encoder.Result](max(size, 1))
 	if err != nil {
 		panic(err) // only for size < 1
 	}
-	return &Memory{cache: c, metrics: m}
+	return &MemoryPosteriors{cache: c, metrics: m}
 }
 
 // Put stores copies of the results.
-func (s *Memory) Put(_ context.Context, rs []encoder.Result) error {
+func (s *MemoryPosteriors) Put(_ context.Context, rs []encoder.Result) error {
 	for i := range rs {
 		r := rs[i]
 		s.cache.Add(r.ID, &r)
@@ -35,7 +35,7 @@ func (s *Memory) Put(_ context.Context, rs []encoder.Result) error {
 }
 
 // Get returns the posterior under id, or ErrNotFound.
-func (s *Memory) Get(_ context.Context, id string) (*encoder.Result, error) {
+func (s *MemoryPosteriors) Get(_ context.Context, id string) (*encoder.Result, error) {
 	if r, ok := s.cache.Get(id); ok {
 		s.metrics.lookup("near_hit")
 		return r, nil
@@ -45,22 +45,22 @@ func (s *Memory) Get(_ context.Context, id string) (*encoder.Result, error) {
 }
 
 // Len is the number of posteriors held.
-func (s *Memory) Len() int { return s.cache.Len() }
+func (s *MemoryPosteriors) Len() int { return s.cache.Len() }
 
-// IndexOnly adds items to the index and keeps their images in memory, and
+// MemoryItems adds items to the index and keeps their images in memory, and
 // nowhere else: they are lost when the process stops.
-type IndexOnly struct {
+type MemoryItems struct {
 	ix     *index.Index
 	base   int
 	mu     sync.Mutex
 	images images
 }
 
-// NewIndexOnly adds to ix, whose present items are the reference set.
-func NewIndexOnly(ix *index.Index) *IndexOnly { return &IndexOnly{ix: ix, base: ix.Len()} }
+// NewMemoryItems adds to ix, whose present items are the reference set.
+func NewMemoryItems(ix *index.Index) *MemoryItems { return &MemoryItems{ix: ix, base: ix.Len()} }
 
 // Append adds the items to the index.
-func (s *IndexOnly) Append(_ context.Context, b Batch) (int, error) {
+func (s *MemoryItems) Append(_ context.Context, b Batch) (int, error) {
 	if _, err := b.pixelsPer(); err != nil {
 		return 0, err
 	}
@@ -74,7 +74,7 @@ func (s *IndexOnly) Append(_ context.Context, b Batch) (int, error) {
 }
 
 // Base is the index id of the first added item.
-func (s *IndexOnly) Base() int { return s.base }
+func (s *MemoryItems) Base() int { return s.base }
 
 // Pixels is added item id's image, if it was added with one.
-func (s *IndexOnly) Pixels(id int) ([]uint8, bool) { return s.images.get(id - s.base) }
+func (s *MemoryItems) Pixels(id int) ([]uint8, bool) { return s.images.get(id - s.base) }

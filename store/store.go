@@ -3,17 +3,21 @@
 // GET /posterior/{id}, and the items that POST /index/items added to the
 // index.
 //
-// Three back ends:
+// Three back ends; a store is named by its back end and the interface it
+// implements (Posteriors or Items):
 //
-//   - Memory: an in-process LRU of posteriors, and items that live only in
-//     the index (lost on restart). For tests and throw-away servers.
-//   - FileItems (the embedded default): an append-only, checksummed log of
-//     added items beside a snapshot of them, fsynced before the server
-//     answers, replayed on start, folded into the snapshot as it grows.
-//   - Redis: posteriors under their ids with a TTL, added items in a Redis
-//     Stream that every replica tails into its own in-memory index, so that
-//     several replicas share one state. An in-process LRU stays in front of
-//     Redis as a near cache.
+//   - Memory: MemoryPosteriors, an in-process LRU of posteriors, and
+//     MemoryItems, items that live only in the index (lost on restart). For
+//     tests and throw-away servers.
+//   - File: FileItems (the embedded default), an append-only, checksummed
+//     log of added items beside a snapshot of them, fsynced before the
+//     server answers, replayed on start, folded into the snapshot as it
+//     grows.
+//   - Redis: one connection (Redis) that is the Posteriors, under their ids
+//     with a TTL, and opens RedisItems, added items in a Redis Stream that
+//     every replica tails into its own in-memory index, so that several
+//     replicas share one state. An in-process LRU stays in front of Redis
+//     as a near cache.
 //
 // Errors that mean "the back end cannot be reached now" wrap
 // ErrUnavailable; the service answers them with 503 and Retry-After.
@@ -46,7 +50,7 @@ type Posteriors interface {
 
 // Items adds items to the index durably: when Append returns nil, the items
 // are in the index, under the ids it reports, and survive a restart (except
-// for IndexOnly).
+// for MemoryItems).
 type Items interface {
 	// Append adds the batch's items and returns the index id of the
 	// first; the others follow in order.

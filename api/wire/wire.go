@@ -1,4 +1,4 @@
-// Package wire is the service's JSON contract: the answers of every
+// Package wire is the service's JSON contract: the request bodies and the answers of every
 // endpoint and the problem type of its errors. The server (package api)
 // writes them and the Go client (package client) reads them; this package
 // depends on neither, so a client does not pull in ONNX Runtime.

@@ -8,40 +8,23 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/cebm/cebm/api"
-	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/encoder"
-	"github.com/cebm/cebm/index"
-	"github.com/cebm/cebm/internal/dirlock"
-	"github.com/cebm/cebm/internal/ort"
-	"github.com/cebm/cebm/reference"
-	"github.com/cebm/cebm/store"
+	"github.com/cebm/cebm/internal/serve"
 )
 
 // serveConfig is every setting of `cebm serve`: each a flag, each also an
 // environment variable (CEBM_ plus the flag name in capitals, - as _).
+// The service's own settings are serve.Config; the rest are read into it.
 type serveConfig struct {
-	Addr            string
-	Model           string
-	Reference       string // data set name; "none" for an empty index
-	ReferenceSplit  string
-	ReferenceLimit  int
-	CacheDir        string
-	Store           string // "" (the embedded log in StateDir), "memory", or a redis:// URL
-	StateDir        string
-	StoreTTL        time.Duration
-	Threads         int
-	ShutdownTimeout time.Duration
-	LogFormat       string
-	AllowedHosts    string // comma-separated; "" for the default (see allowedHosts)
-	CORSOrigins     string // comma-separated
-	API             api.Config
+	serve.Config
+	LogFormat    string
+	AllowedHosts string // comma-separated; "" for the default (see allowedHosts)
+	CORSOrigins  string // comma-separated
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -95,13 +78,8 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	switch {
-	case c.Store == "", c.Store == "memory", strings.HasPrefix(c.Store, "redis://"), strings.HasPrefix(c.Store, "rediss://"):
-	default:
-		return nil, fmt.Errorf("serve: --store %q: want empty, memory, or a redis:// URL", c.Store)
-	}
-	if c.Store == "" && c.StateDir == "" {
-		return nil, errors.New("serve: the embedded store needs --state-dir (or --store memory)")
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	c.API.Batch.Workers, c.Threads = encoder.ServingDefaults(c.API.Batch.Workers, c.Threads)
 	c.API.AllowedHosts = allowedHosts(c.AllowedHosts, c.Addr)
@@ -144,11 +122,6 @@ func splitList(s string) []string {
 	return out
 }
 
-// redisStore reports whether the store is Redis.
-func (c *serveConfig) redisStore() bool {
-	return strings.HasPrefix(c.Store, "redis://") || strings.HasPrefix(c.Store, "rediss://")
-}
-
 // logAttrs are the settings as log attributes, the API key redacted.
 func (c *serveConfig) logAttrs() []any {
 	key := "none"
@@ -166,10 +139,8 @@ func (c *serveConfig) logAttrs() []any {
 		"queue", c.API.Batch.Queue, "workers", c.API.Batch.Workers, "shutdown_timeout", c.ShutdownTimeout}
 }
 
-// runServe is `cebm serve`: it listens at once (/healthz answers while the
-// model and index load), loads the model, loads or builds the reference
-// index, and on ctx's end (SIGTERM) stops accepting connections, finishes
-// the requests in flight and returns.
+// runServe is `cebm serve`: its flags read into a serve.Config, served
+// until ctx ends (SIGTERM).
 func runServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseServeFlags(args, env, stderr)
 	if err != nil {
@@ -184,189 +155,8 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	log := slog.New(h)
 	log.Info("cebm serve", cfg.logAttrs()...)
-
-	// One server per state folder: two would give different items the
-	// same ids, and one's acknowledged items would be lost. (The snapshot
-	// cache needs no lock: its files are written whole, by rename, and two
-	// servers write the same bytes.)
-	if cfg.Store == "" {
-		lock, err := dirlock.Acquire(cfg.StateDir)
-		var held *dirlock.HeldError
-		if errors.As(err, &held) {
-			return fmt.Errorf("serve: --state-dir: the state folder %w; stop that cebm serve, or give this one another --state-dir", held)
-		}
-		if err != nil {
-			return fmt.Errorf("serve: --state-dir: %w", err)
-		}
-		defer lock.Release()
-	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	cfg.API.StoreMetrics = store.NewMetrics(nil)
-	var shared *store.Redis
-	if cfg.redisStore() {
-		shared, err = store.OpenRedis(cfg.Store, store.RedisOptions{TTL: cfg.StoreTTL, NearCache: cfg.API.StoreSize, Metrics: cfg.API.StoreMetrics, Log: log})
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("serve: %w", err)
-		}
-		defer shared.Close()
-		cfg.API.Posteriors = shared
-	}
-	svc := api.New(cfg.API, log)
-	srv := &http.Server{
-		Handler:           svc,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       cfg.API.RequestTimeout,
-		WriteTimeout:      cfg.API.RequestTimeout + 5*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
-
-	type loadResult struct {
-		m     *encoder.Model
-		items *store.FileItems
-		err   error
-	}
-	loadCtx, cancelLoad := context.WithCancel(ctx)
-	defer cancelLoad()
-	loadDone := make(chan loadResult, 1)
-	go func() {
-		m, items, err := loadService(loadCtx, cfg, svc, shared, log, env)
-		loadDone <- loadResult{m, items, err}
-	}()
-
-	var (
-		failure error
-		load    *loadResult
-	)
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			break wait
-		case err := <-serveErr:
-			failure = fmt.Errorf("serve: %w", err)
-			break wait
-		case r := <-loadDone:
-			load = &r
-			if r.err != nil {
-				failure = fmt.Errorf("serve: %w", r.err)
-				break wait
-			}
-			loadDone = nil // keep serving until ctx ends
-		}
-	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	cancelLoad()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && failure == nil {
-		failure = fmt.Errorf("serve: shutdown: %w", err)
-	}
-	if load == nil { // wait until the loader has stopped using the model
-		r := <-loadDone
-		load = &r
-	}
-	svc.Close()
-	if load.items != nil {
-		if err := load.items.Close(); err != nil {
-			log.Warn("closing the log of added items", "err", err)
-		}
-	}
-	if load.m != nil {
-		load.m.Close()
-	}
-	log.Info("stopped")
-	return failure
-}
-
-// loadService loads the model into svc, then the reference index, then the
-// items added to it (from the embedded log, which it returns open, or from
-// the shared Redis).
-func loadService(ctx context.Context, cfg *serveConfig, svc *api.Server, shared *store.Redis, log *slog.Logger, env func(string) string) (*encoder.Model, *store.FileItems, error) {
-	if p := env(ort.EnvLibrary); p != "" {
-		ort.SetLibraryPath(p)
-	}
-	start := time.Now()
-	m, err := encoder.Load(cfg.Model, cfg.Threads)
-	if err != nil {
-		return nil, nil, err
-	}
-	log.Info("model loaded", "path", cfg.Model, "kind", m.Kind, "latent_dim", m.LatentDim,
-		"input_shape", m.InputShape, "digest", m.Digest, "took", time.Since(start).Round(time.Millisecond))
-	svc.SetModel(m)
-	ix, ref, refName, err := referenceIndex(ctx, cfg, m, log, env)
-	if err != nil {
-		return m, nil, err
-	}
-	key := reference.Key(m.Digest, refName)
-	var (
-		items store.Items
-		file  *store.FileItems
-	)
-	switch {
-	case shared != nil:
-		items = shared.Items(ix, key)
-	case cfg.Store == "":
-		snap, logPath := store.FilePaths(cfg.StateDir, key)
-		if file, err = store.OpenFileItems(ix, snap, logPath, store.FileOptions{Log: log}); err != nil {
-			return m, nil, err
-		}
-		items = file
-	}
-	if err := svc.SetIndex(ix, items, ref); err != nil {
-		return m, file, err
-	}
-	log.Info("index loaded", "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
-	return m, file, nil
-}
-
-// referenceIndex loads or builds the reference set's index, with what the
-// service shows of the set (its energies and images), and names the set.
-func referenceIndex(ctx context.Context, cfg *serveConfig, m *encoder.Model, log *slog.Logger, env func(string) string) (*index.Index, api.Reference, string, error) {
-	if cfg.Reference == "" || cfg.Reference == "none" {
-		return index.New(m.LatentDim, m.Digest), api.Reference{}, "none", nil
-	}
-	set, err := data.LoadEnv(cfg.Reference, cfg.ReferenceSplit, env)
-	if err != nil {
-		return nil, api.Reference{}, "", err
-	}
-	if [3]int{set.C, set.H, set.W} != m.InputShape {
-		return nil, api.Reference{}, "", fmt.Errorf("reference %s has %d×%d×%d images; the model expects %v", cfg.Reference, set.C, set.H, set.W, m.InputShape)
-	}
-	n := set.N
-	if cfg.ReferenceLimit > 0 {
-		n = min(n, cfg.ReferenceLimit)
-	}
-	ref := reference.Set{
-		Name:   fmt.Sprintf("%s:%s:%d", cfg.Reference, cfg.ReferenceSplit, n),
-		Images: set.Images[:n*set.Size()],
-		Labels: set.Labels[:n],
-	}
-	ix, energies, err := reference.LoadOrBuild(ctx, m, ref, cfg.CacheDir, log)
-	if err != nil {
-		return nil, api.Reference{}, "", err
-	}
-	// The bytes are kept for GET /index/items/{id}/image; the set and its
-	// float copy are not.
-	per := set.Size()
-	pixels := set.Pixels[:n*per]
-	if n < set.N { // keep only the images in use, not the whole file's
-		pixels = slices.Clone(pixels)
-	}
-	return ix, api.Reference{Energies: energies, Pixels: func(id int) []uint8 {
-		if id < 0 || id >= n {
-			return nil
-		}
-		return pixels[id*per : (id+1)*per]
-	}}, ref.Name, nil
+	cfg.Env = env
+	return serve.Run(ctx, cfg.Config, log)
 }
 
 // redactURL hides the password of a redis:// URL for the log.
