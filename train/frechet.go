@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
 
+	"github.com/cebm/cebm/train/objective"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -33,7 +33,8 @@ const (
 	qualityImages = 5000
 )
 
-// NewSampleQuality fits the principal directions and the data's Gaussian
+// NewSampleQuality fits the principal directions (those of the pixel
+// mixture's components, objective.LowRankGaussian) and the data's Gaussian
 // to at most qualityImages of the n training images in x (per values
 // each), drawn with rng.
 func NewSampleQuality(x []float32, n, per int, rng *rand.Rand) (*SampleQuality, error) {
@@ -41,58 +42,32 @@ func NewSampleQuality(x []float32, n, per int, rng *rand.Rand) (*SampleQuality, 
 		return nil, fmt.Errorf("sample quality: %d values for %d images of %d", len(x), n, per)
 	}
 	m := min(n, qualityImages)
-	idx := rng.Perm(n)[:m]
+	rows := make([][]float32, m)
 	sub := make([]float32, 0, m*per)
-	for _, i := range idx {
-		sub = append(sub, x[i*per:(i+1)*per]...)
+	for k, i := range rng.Perm(n)[:m] {
+		rows[k] = x[i*per : (i+1)*per]
+		sub = append(sub, rows[k]...)
 	}
 	q := &SampleQuality{dims: min(qualityDims, per, m-1), per: per}
-	q.mean, _ = meanCov(sub, m, per, nil, 0)
-	centred := mat.NewDense(m, per, nil)
-	for i := 0; i < m; i++ {
-		for j := 0; j < per; j++ {
-			centred.Set(i, j, float64(sub[i*per+j])-q.mean[j])
-		}
+	mean, basis, _ := objective.LowRankGaussian(rows, q.dims)
+	q.mean = make([]float64, per)
+	for j, v := range mean {
+		q.mean[j] = float64(v)
 	}
-	// The principal directions from the smaller of the covariance XᵀX
-	// (per × per) and the Gram matrix XXᵀ (m × m, then Xᵀu): a short run's
-	// few images fit in milliseconds.
-	var gram mat.SymDense
-	if m < per {
-		gram.SymOuterK(1, centred)
-	} else {
-		gram.SymOuterK(1, centred.T())
-	}
-	var eig mat.EigenSym
-	if !eig.Factorize(&gram, true) {
-		return nil, fmt.Errorf("sample quality: eigendecomposition failed")
-	}
-	vals := eig.Values(nil)
-	var vecs mat.Dense
-	eig.VectorsTo(&vecs)
-	order := make([]int, len(vals))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return vals[order[a]] > vals[order[b]] })
+	// Unit directions from the rows scaled by their standard deviations.
 	q.basis = make([]float64, q.dims*per)
 	for d := 0; d < q.dims; d++ {
-		dir := q.basis[d*per : (d+1)*per]
-		if m < per {
-			u := vecs.ColView(order[d])
-			var norm float64
-			for j := range dir {
-				dir[j] = mat.Dot(centred.ColView(j), u)
-				norm += dir[j] * dir[j]
-			}
-			norm = math.Sqrt(norm)
-			for j := range dir {
-				dir[j] /= norm
-			}
-			continue
+		row, dir := basis[d*per:(d+1)*per], q.basis[d*per:(d+1)*per]
+		var norm float64
+		for _, v := range row {
+			norm += float64(v) * float64(v)
 		}
-		for j := range dir {
-			dir[j] = vecs.At(j, order[d])
+		if norm == 0 {
+			return nil, fmt.Errorf("sample quality: %d images span fewer than %d directions", m, q.dims)
+		}
+		norm = math.Sqrt(norm)
+		for j, v := range row {
+			dir[j] = float64(v) / norm
 		}
 	}
 	q.dataMu, q.dataC = q.gaussian(sub, m)
@@ -140,27 +115,19 @@ func (q *SampleQuality) gaussian(x []float32, n int) ([]float64, *mat.SymDense) 
 			proj[i*q.dims+d] = float32(s)
 		}
 	}
-	mu, _ := meanCov(proj, n, q.dims, nil, 0)
-	_, c := meanCov(proj, n, q.dims, mu, q.dims)
-	return mu, c
+	return meanCov(proj, n, q.dims)
 }
 
-// meanCov returns the mean of n rows of dim values and, when covDim > 0
-// and a mean is given, their covariance about it.
-func meanCov(x []float32, n, dim int, mean []float64, covDim int) ([]float64, *mat.SymDense) {
-	if mean == nil {
-		mean = make([]float64, dim)
-		for i := 0; i < n; i++ {
-			for j, v := range x[i*dim : (i+1)*dim] {
-				mean[j] += float64(v)
-			}
-		}
-		for j := range mean {
-			mean[j] /= float64(n)
+// meanCov returns the mean of n rows of dim values and their covariance.
+func meanCov(x []float32, n, dim int) ([]float64, *mat.SymDense) {
+	mean := make([]float64, dim)
+	for i := 0; i < n; i++ {
+		for j, v := range x[i*dim : (i+1)*dim] {
+			mean[j] += float64(v)
 		}
 	}
-	if covDim == 0 {
-		return mean, nil
+	for j := range mean {
+		mean[j] /= float64(n)
 	}
 	c := mat.NewSymDense(dim, nil)
 	row := make([]float64, dim)

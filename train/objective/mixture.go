@@ -72,7 +72,7 @@ func FitPixelMixture(x []float32, n, p, k, r int, rng *rand.Rand) (*PixelMixture
 		if len(members) < 2 {
 			continue // an empty cluster: drop it
 		}
-		mean, basis, resid := lowRankGaussian(members, r)
+		mean, basis, resid := LowRankGaussian(members, r)
 		m.Weight = append(m.Weight, float64(len(members)))
 		m.Mean = append(m.Mean, mean)
 		m.Basis = append(m.Basis, basis)
@@ -191,9 +191,10 @@ func sqDist(x []float32, c []float64) float64 {
 	return s
 }
 
-// lowRankGaussian fits mean + top-r principal directions (scaled by their
-// standard deviations) + an isotropic residual to the rows of xs.
-func lowRankGaussian(xs [][]float32, r int) (mean []float32, basis []float32, resid float64) {
+// LowRankGaussian fits mean + top-r principal directions (row k of basis,
+// P values, scaled by its standard deviation; zero where the variance is)
+// + an isotropic residual to the rows of xs.
+func LowRankGaussian(xs [][]float32, r int) (mean []float32, basis []float32, resid float64) {
 	n, p := len(xs), len(xs[0])
 	mu := make([]float64, p)
 	for _, x := range xs {
