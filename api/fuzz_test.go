@@ -8,6 +8,10 @@ import (
 	"github.com/cebm/cebm/encoder"
 )
 
+// fuzzLimits keep each fuzzed image quick to decode (see encoder's
+// FuzzDecodeBytes); large images have their own tests.
+var fuzzLimits = encoder.Limits{MaxPixels: 1 << 18, MaxSide: 2048, MaxAspect: 64}
+
 // FuzzPreprocess: no image bytes make preprocessing panic, and every
 // success has the model's size with values in [-1, 1].
 func FuzzPreprocess(f *testing.F) {
@@ -17,7 +21,7 @@ func FuzzPreprocess(f *testing.F) {
 	f.Add(bigPNG(f, 3, 50))
 	f.Add([]byte("\x89PNG\r\n\x1a\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		in, err := encoder.Preprocess(context.Background(), b, [3]int{1, 28, 28}, "light-on-dark", encoder.DefaultLimits, encoder.InvertAuto)
+		in, err := encoder.Preprocess(context.Background(), b, [3]int{1, 28, 28}, "light-on-dark", fuzzLimits, encoder.InvertAuto)
 		if err != nil {
 			return
 		}

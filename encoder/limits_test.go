@@ -145,19 +145,25 @@ func TestPreprocessStopsWithContext(t *testing.T) {
 	}
 }
 
-// FuzzDecodeBytes: no bytes within DefaultLimits make preprocessing panic
-// or allocate more than Inspect bounded.
+// fuzzLimits keep every fuzzed image small enough to decode in a few
+// milliseconds: the bound FuzzDecodeBytes checks does not depend on the size
+// (TestPreprocessShrinksLargeImages and TestDecodeBytesBound cover large
+// images), and an input that takes seconds starves the fuzzing workers.
+var fuzzLimits = Limits{MaxPixels: 1 << 18, MaxSide: 2048, MaxAspect: 64}
+
+// FuzzDecodeBytes: no bytes within fuzzLimits make preprocessing panic or
+// allocate more than Inspect bounded.
 func FuzzDecodeBytes(f *testing.F) {
 	for _, b := range decodeSamples(f) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := Inspect(b, DefaultLimits)
+		h, err := Inspect(b, fuzzLimits)
 		if err != nil {
 			return
 		}
 		var in Input
-		n := allocated(func() { in, err = Preprocess(ctx, b, mnistShape, "light-on-dark", DefaultLimits, InvertAuto) })
+		n := allocated(func() { in, err = Preprocess(ctx, b, mnistShape, "light-on-dark", fuzzLimits, InvertAuto) })
 		if n > h.DecodeBytes {
 			t.Fatalf("%s %d×%d: allocated %d bytes, bound %d", h.Format, h.Width, h.Height, n, h.DecodeBytes)
 		}
