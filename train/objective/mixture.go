@@ -47,28 +47,15 @@ func FitPixelMixture(x []float32, n, p, k, r int, rng *rand.Rand) (*PixelMixture
 	case k < 1 || r < 0 || r >= p:
 		return nil, fmt.Errorf("mixture: %d components of rank %d for %d values", k, r, p)
 	}
-	// A random subset of at most mixtureFitImages images.
-	idx := rng.Perm(n)
-	if len(idx) > mixtureFitImages {
-		idx = idx[:mixtureFitImages]
-	}
-	if len(idx) < k*(r+2) {
-		return nil, fmt.Errorf("mixture: %d images are too few for %d components of rank %d", len(idx), k, r)
-	}
-	sub := make([][]float32, len(idx))
-	for i, j := range idx {
-		sub[i] = x[j*p : (j+1)*p]
+	sub, err := fitSubset(x, n, p, k, r, rng)
+	if err != nil {
+		return nil, err
 	}
 	assign := kmeans(sub, k, rng)
 
 	m := &PixelMixture{Rank: r, P: p}
 	for c := 0; c < k; c++ {
-		var members [][]float32
-		for i, a := range assign {
-			if a == c {
-				members = append(members, sub[i])
-			}
-		}
+		members := cluster(sub, assign, c)
 		if len(members) < 2 {
 			continue // an empty cluster: drop it
 		}
@@ -81,13 +68,7 @@ func FitPixelMixture(x []float32, n, p, k, r int, rng *rand.Rand) (*PixelMixture
 	if len(m.Weight) == 0 {
 		return nil, errors.New("mixture: every cluster is empty")
 	}
-	var total float64
-	for _, w := range m.Weight {
-		total += w
-	}
-	for i := range m.Weight {
-		m.Weight[i] /= total
-	}
+	normalise(m.Weight)
 	return m, nil
 }
 
@@ -111,6 +92,28 @@ func (m *PixelMixture) Sample(dst []float32, rng *rand.Rand) {
 	}
 	for j, v := range dst {
 		dst[j] = max(-1, min(1, v))
+	}
+}
+
+// cluster returns the rows of xs assigned to cluster c.
+func cluster(xs [][]float32, assign []int, c int) [][]float32 {
+	var members [][]float32
+	for i, a := range assign {
+		if a == c {
+			members = append(members, xs[i])
+		}
+	}
+	return members
+}
+
+// normalise scales w to sum to 1.
+func normalise(w []float64) {
+	var total float64
+	for _, v := range w {
+		total += v
+	}
+	for i := range w {
+		w[i] /= total
 	}
 }
 

@@ -3,7 +3,7 @@
 // returns the loss's parameter gradients; the run (package train) applies
 // them with Adam, keeps the moving average and counts the update.
 //
-// Two objectives, each a [Name] with a section of [Config] and a file:
+// Three objectives, each a [Name] with a section of [Config] and a file:
 //
 //   - [CD], contrastive divergence with persistent Langevin chains (the
 //     paper, Wu et al. 2021): a replay buffer of chains, restarted at
@@ -11,6 +11,8 @@
 //     [PixelMixture] fitted to them, with extra steps for young chains.
 //   - [DSM], multi-scale denoising score matching of the same energy, no
 //     sampler.
+//   - [NCE], ranking noise-contrastive estimation of the same energy
+//     against a [NoiseMixture] fitted to the training images, no sampler.
 //
 // A new objective is a file here: its config section (a field of Config
 // with json tags), its constructors in the objectives table, and whatever it keeps
@@ -35,6 +37,7 @@ type Name string
 const (
 	CD  Name = "cd"  // contrastive divergence with persistent Langevin chains
 	DSM Name = "dsm" // denoising score matching
+	NCE Name = "nce" // ranking noise-contrastive estimation against a pixel mixture
 )
 
 // Config is the objective section of a training run's settings: which
@@ -44,6 +47,7 @@ type Config struct {
 	Name Name      `json:"objective,omitempty"`
 	CD   CDConfig  // contrastive divergence: its chains
 	DSM  DSMConfig // denoising score matching: its noise levels
+	NCE  NCEConfig // noise-contrastive estimation: its noise draws
 }
 
 // Validate rejects settings that cannot run; batch is the update's number
@@ -61,6 +65,10 @@ func (c Config) Validate(batch int) error {
 	switch {
 	case c.Name == DSM:
 		if err := c.DSM.Validate(); err != nil {
+			return err
+		}
+	case c.Name == NCE:
+		if err := c.NCE.validate(c.CD.DataNoise); err != nil {
 			return err
 		}
 	case c.DSM.BaseSigma < 0:
@@ -140,6 +148,7 @@ type kind struct {
 var objectives = map[Name]kind{
 	CD:  {state: cdState, new: newCD},
 	DSM: {state: dsmState, new: newDSM},
+	NCE: {state: nceState, new: newNCE},
 }
 
 // NewState draws a new run's persistent state for the objective c names
