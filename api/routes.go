@@ -16,7 +16,7 @@ func (s *Server) routes() http.Handler {
 	}))
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, req *http.Request) error {
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPost} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
 				allow = append(allow, m)
 			}
@@ -44,7 +44,9 @@ func (s *Server) routes() http.Handler {
 		r.Get("/posterior/{id}", s.handle(s.handlePosterior))
 		r.Post("/classify-knn", s.handle(s.handleClassify))
 		r.Post("/index/items", s.handle(s.handleAddItems))
+		r.Get("/index/items", s.handle(s.handleListItems))
 		r.Get("/index/items/{id}", s.handle(s.handleItem))
+		r.Delete("/index/items/{id}", s.handle(s.handleDeleteItem))
 		r.Get("/index/items/{id}/image", s.handle(s.handleItemImage))
 		r.Get("/index/map", s.handle(s.handleMap))
 		r.Get("/models", s.handle(s.handleModels))

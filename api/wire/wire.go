@@ -117,6 +117,31 @@ type IndexItem struct {
 	Source string    `json:"source"` // reference or added
 	Image  bool      `json:"image"`  // whether GET /index/items/{id}/image has it
 	Mean   []float32 `json:"mean"`
+	Tags   []string  `json:"tags,omitempty"`
+}
+
+// ItemSummary is one item of GET /index/items.
+type ItemSummary struct {
+	ID     int      `json:"id"`
+	Label  int      `json:"label"` // -1 for unlabelled
+	Class  string   `json:"class,omitempty"`
+	Source string   `json:"source"` // reference or added
+	Tags   []string `json:"tags,omitempty"`
+}
+
+// ItemsPage answers GET /index/items: the items (not deleted, matching
+// the filter) with ids from the cursor on, in id order; NextCursor, when
+// set, is the cursor of the next page.
+type ItemsPage struct {
+	Items      []ItemSummary `json:"items"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+// DeleteItemResponse answers DELETE /index/items/{id}.
+type DeleteItemResponse struct {
+	ID        int  `json:"id"`
+	Deleted   bool `json:"deleted"`    // always true: the item is gone, now or before
+	LiveItems int  `json:"live_items"` // items the index still searches
 }
 
 // ModelsResponse lists the served models (one).
