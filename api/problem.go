@@ -25,6 +25,7 @@ var (
 	kindBadImage     = kind{"undecodable-image", "Image cannot be decoded", http.StatusBadRequest}
 	kindUnauthorized = kind{"unauthorized", "Missing or wrong API key", http.StatusUnauthorized}
 	kindCrossSite    = kind{"cross-site", "Cross-site request refused", http.StatusForbidden}
+	kindReadOnlyKey  = kind{"read-only-key", "The API key may only read", http.StatusForbidden}
 	kindUnknownHost  = kind{"unknown-host", "Unknown host", http.StatusForbidden}
 	kindTooLarge     = kind{"too-large", "Request or image too large", http.StatusRequestEntityTooLarge}
 	kindMediaType    = kind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}

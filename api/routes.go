@@ -43,13 +43,18 @@ func (s *Server) routes() http.Handler {
 		r.Post("/encode", s.handle(s.handleEncode))
 		r.Get("/posterior/{id}", s.handle(s.handlePosterior))
 		r.Post("/classify-knn", s.handle(s.handleClassify))
-		r.Post("/index/items", s.handle(s.handleAddItems))
 		r.Get("/index/items", s.handle(s.handleListItems))
 		r.Get("/index/items/{id}", s.handle(s.handleItem))
-		r.Delete("/index/items/{id}", s.handle(s.handleDeleteItem))
 		r.Get("/index/items/{id}/image", s.handle(s.handleItemImage))
 		r.Get("/index/map", s.handle(s.handleMap))
 		r.Get("/models", s.handle(s.handleModels))
+
+		// Routes that change state: a read key gets 403.
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireWrite)
+			r.Post("/index/items", s.handle(s.handleAddItems))
+			r.Delete("/index/items/{id}", s.handle(s.handleDeleteItem))
+		})
 	})
 	return r
 }

@@ -24,7 +24,8 @@ import (
 
 // Config holds the service's limits and options.
 type Config struct {
-	APIKey         string        // bearer key required on all but health and metrics; "" for none
+	APIKey         string        // bearer key required on all but health and metrics, a write key; "" for none
+	Keys           []Key         // more keys, each read or write (LoadKeys)
 	MaxBodyBytes   int64         // request body limit
 	MaxParts       int           // multipart parts, and images per request
 	MaxPixels      int           // width × height of one image
@@ -84,6 +85,7 @@ type Server struct {
 	state   atomic.Pointer[indexState]
 	store   store.Posteriors
 	metrics *metrics
+	keys    *keyring
 	handler http.Handler
 	// decoding holds the bytes the images being decoded take (their
 	// encoder.Header.DecodeBytes); decodingBytes mirrors it for /metrics.
@@ -149,7 +151,7 @@ func New(cfg Config, log *slog.Logger) *Server {
 	if cfg.Posteriors == nil {
 		cfg.Posteriors = store.NewMemoryPosteriors(cfg.StoreSize, cfg.StoreMetrics)
 	}
-	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors, decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
+	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors, keys: newKeyring(cfg), decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
 	s.metrics = newMetrics(s)
 	s.handler = s.routes()
 	return s

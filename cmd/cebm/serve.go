@@ -25,6 +25,7 @@ type serveConfig struct {
 	LogFormat    string
 	AllowedHosts string // comma-separated; "" for the default (see allowedHosts)
 	CORSOrigins  string // comma-separated
+	APIKeysFile  string // --api-keys: a file of "KEY SCOPE" lines
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -43,7 +44,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.AllowedHosts, "allowed-hosts", "", "comma-separated host names the server answers to (Host header, any port); * for any (default: localhost, 127.0.0.1 and ::1 when --addr is a loopback address, any otherwise)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins (scheme://host[:port]) whose web pages may call the API; pages of other origins may not POST to it")
-	fs.StringVar(&c.API.APIKey, "api-key", "", "bearer API key required on the API (not on /healthz, /readyz, /metrics, the page /, /docs and /openapi.yaml; empty: none)")
+	fs.StringVar(&c.API.APIKey, "api-key", "", "bearer API key required on the API (not on /healthz, /readyz, /metrics, the page /, /docs and /openapi.yaml; empty: none); a write key")
+	fs.StringVar(&c.APIKeysFile, "api-keys", "", "file of API keys, one \"KEY SCOPE\" a line, SCOPE read (encode, classify, look up) or write (also add and delete index items); with --api-key, both are accepted")
 	fs.StringVar(&c.API.WebDir, "web-dir", ".web", "folder where the set-up installs Swagger UI for /docs")
 	fs.Int64Var(&c.API.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest request body")
 	fs.IntVar(&c.API.MaxParts, "max-images", d.MaxParts, "most images (multipart parts) per request")
@@ -83,6 +85,13 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	}
 	c.API.Batch.Workers, c.Threads = encoder.ServingDefaults(c.API.Batch.Workers, c.Threads)
 	c.API.AllowedHosts = allowedHosts(c.AllowedHosts, c.Addr)
+	if c.APIKeysFile != "" {
+		keys, err := api.LoadKeys(c.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("serve: --api-keys: %w", err)
+		}
+		c.API.Keys = keys
+	}
 	for _, o := range splitList(c.CORSOrigins) {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
@@ -131,7 +140,7 @@ func (c *serveConfig) logAttrs() []any {
 	return []any{"addr", c.Addr, "model", c.Model, "reference", c.Reference, "reference_split", c.ReferenceSplit,
 		"reference_limit", c.ReferenceLimit, "cache_dir", c.CacheDir, "store", redactURL(c.Store),
 		"state_dir", c.StateDir, "store_ttl", c.StoreTTL, "threads", c.Threads,
-		"api_key", key, "max_body_bytes", c.API.MaxBodyBytes, "max_images", c.API.MaxParts,
+		"api_key", key, "api_keys", len(c.API.Keys), "max_body_bytes", c.API.MaxBodyBytes, "max_images", c.API.MaxParts,
 		"max_pixels", c.API.MaxPixels, "max_side", c.API.MaxSide, "max_aspect", c.API.MaxAspect,
 		"decode_memory", c.API.DecodeBytes, "allowed_hosts", c.API.AllowedHosts, "cors_origins", c.API.CORSOrigins,
 		"request_timeout", c.API.RequestTimeout, "store_size", c.API.StoreSize,
