@@ -48,6 +48,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/index/items/{id}/image", s.handle(s.handleItemImage))
 		r.Get("/index/map", s.handle(s.handleMap))
 		r.Get("/models", s.handle(s.handleModels))
+		r.Post("/v1/embeddings", s.handle(s.handleEmbeddings))
 
 		// Routes that change state: a read key gets 403.
 		r.Group(func(r chi.Router) {
