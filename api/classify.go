@@ -37,15 +37,18 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var found []index.Result
+	ctx, span := s.startSpan(r.Context(), "index search")
 	if q.filter.empty() {
-		found, err = ix.ClassifyBatchContext(r.Context(), qs.vecs, k)
+		found, err = ix.ClassifyBatchContext(ctx, qs.vecs, k)
 	} else {
 		var f index.Filter
 		if f, err = s.indexFilter(st, &q.filter); err != nil {
+			endSpan(span, err)
 			return err
 		}
-		found, err = ix.ClassifyFilterContext(r.Context(), qs.vecs, k, f)
+		found, err = ix.ClassifyFilterContext(ctx, qs.vecs, k, f)
 	}
+	endSpan(span, err)
 	// The out-of-distribution distance is to the nearest item of the
 	// whole index, whatever the filter.
 	var nearestAll []float64
@@ -98,7 +101,9 @@ func (s *Server) queries(ctx context.Context, b *encoder.Batcher, dim int, q *cl
 	case given != 1:
 		return queryVectors{}, problem(kindInvalid, "Give exactly one of: images, id, mean.")
 	case q.id != "":
-		res, err := s.store.Get(ctx, q.id)
+		sctx, span := s.startSpan(ctx, "store get")
+		res, err := s.store.Get(sctx, q.id)
+		endSpan(span, err)
 		if err != nil {
 			return queryVectors{}, storeProblem(err)
 		}
@@ -211,7 +216,9 @@ func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
 	if err := r.Context().Err(); err != nil {
 		return err
 	}
-	first, err := st.items.Append(r.Context(), store.Batch{Vecs: vecs, Labels: labels, Pixels: pixels, Tags: q.tags})
+	ctx, span := s.startSpan(r.Context(), "store append")
+	first, err := st.items.Append(ctx, store.Batch{Vecs: vecs, Labels: labels, Pixels: pixels, Tags: q.tags})
+	endSpan(span, err)
 	if errors.Is(err, index.ErrNotFinite) {
 		return problem(kindInvalid, "An image's posterior mean is not finite.")
 	}

@@ -200,7 +200,10 @@ func (s *Server) handleDeleteItem(w http.ResponseWriter, r *http.Request) error 
 	if id >= st.ix.Len() {
 		return problem(kindNotFound, fmt.Sprintf("There is no index item %d; the index holds %d.", id, st.ix.Len()))
 	}
-	if err := st.items.Delete(r.Context(), id); err != nil {
+	ctx, span := s.startSpan(r.Context(), "store delete")
+	err = st.items.Delete(ctx, id)
+	endSpan(span, err)
+	if err != nil {
 		return storeProblem(err)
 	}
 	writeJSON(w, http.StatusOK, wire.DeleteItemResponse{ID: id, Deleted: true, LiveItems: st.ix.Live()})

@@ -10,7 +10,7 @@ import (
 // routes registers the whole HTTP surface.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.instrument, s.recoverer, s.checkHost, s.cors, s.sameOrigin)
+	r.Use(s.traceRequests, s.instrument, s.recoverer, s.checkHost, s.cors, s.sameOrigin)
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return problem(kindNotFound, "There is no resource at this path.")
 	}))

@@ -19,6 +19,7 @@ import (
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
 	"github.com/cebm/cebm/store"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -55,6 +56,10 @@ type Config struct {
 	// (nil: new ones, which the LRU uses).
 	Posteriors   store.Posteriors
 	StoreMetrics *store.Metrics
+
+	// TracerProvider, when set, traces every request (trace.go); nil:
+	// no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultConfig returns the defaults of cebm serve.
@@ -86,6 +91,7 @@ type Server struct {
 	store   store.Posteriors
 	metrics *metrics
 	keys    *keyring
+	tracer  trace.Tracer // nil: tracing off
 	handler http.Handler
 	// decoding holds the bytes the images being decoded take (their
 	// encoder.Header.DecodeBytes); decodingBytes mirrors it for /metrics.
@@ -153,6 +159,9 @@ func New(cfg Config, log *slog.Logger) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors, keys: newKeyring(cfg), decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
 	s.metrics = newMetrics(s)
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 	s.handler = s.routes()
 	return s
 }
