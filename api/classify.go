@@ -36,7 +36,25 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	found, err := ix.ClassifyBatchContext(r.Context(), qs.vecs, k)
+	var found []index.Result
+	ctx, span := s.startSpan(r.Context(), "index search")
+	if q.filter.empty() {
+		found, err = ix.ClassifyBatchContext(ctx, qs.vecs, k)
+	} else {
+		var f index.Filter
+		if f, err = s.indexFilter(st, &q.filter); err != nil {
+			endSpan(span, err)
+			return err
+		}
+		found, err = ix.ClassifyFilterContext(ctx, qs.vecs, k, f)
+	}
+	endSpan(span, err)
+	// The out-of-distribution distance is to the nearest item of the
+	// whole index, whatever the filter.
+	var nearestAll []float64
+	if !q.filter.empty() && err == nil {
+		nearestAll = s.nearest(qs.vecs, len(found))
+	}
 	switch {
 	case errors.Is(err, index.ErrEmpty):
 		return retryable(kindNotReady, "The reference index is empty; add items with POST /index/items.", 5)
@@ -50,7 +68,10 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 	for i, f := range found {
 		out.Results[i] = classification(f, classes, qs.ids[i], qs.inverted[i])
 		nearest := math.NaN()
-		if len(f.Neighbors) > 0 {
+		switch {
+		case nearestAll != nil:
+			nearest = nearestAll[i]
+		case len(f.Neighbors) > 0:
 			nearest = float64(f.Neighbors[0].Distance)
 		}
 		out.Results[i].OOD = s.ood(qs.energies[i], nearest)
@@ -80,7 +101,9 @@ func (s *Server) queries(ctx context.Context, b *encoder.Batcher, dim int, q *cl
 	case given != 1:
 		return queryVectors{}, problem(kindInvalid, "Give exactly one of: images, id, mean.")
 	case q.id != "":
-		res, err := s.store.Get(ctx, q.id)
+		sctx, span := s.startSpan(ctx, "store get")
+		res, err := s.store.Get(sctx, q.id)
+		endSpan(span, err)
 		if err != nil {
 			return queryVectors{}, storeProblem(err)
 		}
@@ -159,6 +182,14 @@ func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
 	if len(q.labels) != n {
 		return problem(kindInvalid, fmt.Sprintf("Give one label per image: %d images, %d labels.", n, len(q.labels)))
 	}
+	if q.tags != nil && len(q.tags) != n {
+		return problem(kindInvalid, fmt.Sprintf("Give tags for every image or for none: %d images, %d tag lists.", n, len(q.tags)))
+	}
+	for _, ts := range q.tags {
+		if err := checkTags(ts); err != nil {
+			return err
+		}
+	}
 	classes := b.Model().Classes
 	labels := make([]int, len(q.labels))
 	for i, l := range q.labels {
@@ -185,7 +216,9 @@ func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) error {
 	if err := r.Context().Err(); err != nil {
 		return err
 	}
-	first, err := st.items.Append(r.Context(), store.Batch{Vecs: vecs, Labels: labels, Pixels: pixels})
+	ctx, span := s.startSpan(r.Context(), "store append")
+	first, err := st.items.Append(ctx, store.Batch{Vecs: vecs, Labels: labels, Pixels: pixels, Tags: q.tags})
+	endSpan(span, err)
 	if errors.Is(err, index.ErrNotFinite) {
 		return problem(kindInvalid, "An image's posterior mean is not finite.")
 	}
@@ -229,6 +262,9 @@ func (s *Server) item(r *http.Request) (*indexState, int, error) {
 	if id >= st.ix.Len() {
 		return nil, 0, problem(kindNotFound, fmt.Sprintf("There is no index item %d; the index holds %d.", id, st.ix.Len()))
 	}
+	if st.ix.Deleted(id) {
+		return nil, 0, problem(kindNotFound, fmt.Sprintf("Index item %d was deleted.", id))
+	}
 	return st, id, nil
 }
 
@@ -252,7 +288,7 @@ func (s *Server) handleItem(w http.ResponseWriter, r *http.Request) error {
 	if id >= st.items.Base() {
 		source = "added"
 	}
-	writeJSON(w, http.StatusOK, wire.IndexItem{ID: id, Label: l, Class: className(classes, l), Source: source, Image: hasImage, Mean: v})
+	writeJSON(w, http.StatusOK, wire.IndexItem{ID: id, Label: l, Class: className(classes, l), Source: source, Image: hasImage, Mean: v, Tags: st.items.Tags(id)})
 	return nil
 }
 

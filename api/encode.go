@@ -70,14 +70,17 @@ func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]e
 		return nil, nil, errNoImage
 	}
 	inputs := make([]encoder.Input, len(in.images))
+	dctx, span := s.startSpan(ctx, "decode")
 	for i, img := range in.images {
-		x, err := s.preprocess(ctx, b.Model(), img, in.invert)
+		x, err := s.preprocess(dctx, b.Model(), img, in.invert)
 		if err != nil {
+			endSpan(span, err)
 			return nil, nil, imageError(i, len(in.images), err)
 		}
 		inputs[i] = x
 	}
-	res, err := b.Encode(ctx, inputs)
+	endSpan(span, nil)
+	res, timing, err := b.EncodeTimed(ctx, inputs)
 	switch {
 	case errors.Is(err, encoder.ErrQueueFull):
 		return nil, nil, retryable(kindOverloaded, "The encoder queue is full; retry after the indicated delay.", 1)
@@ -86,7 +89,11 @@ func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]e
 	case err != nil:
 		return nil, nil, err
 	}
-	if err := s.store.Put(ctx, res); err != nil {
+	s.traceBatch(ctx, timing, len(inputs))
+	sctx, span := s.startSpan(ctx, "store put")
+	err = s.store.Put(sctx, res)
+	endSpan(span, err)
+	if err != nil {
 		return nil, nil, storeProblem(err)
 	}
 	return res, inputs, nil

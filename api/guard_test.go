@@ -119,7 +119,7 @@ func TestMethodNotAllowed(t *testing.T) {
 	setup(t)
 	s, _ := newTestServer(t, fixture.cebm, 300, DefaultConfig())
 	for _, c := range []struct{ method, path, allow string }{
-		{"GET", "/encode", "POST"}, {"DELETE", "/models", "GET"}, {"PUT", "/index/items", "POST"}, {"POST", "/index/items/3", "GET"},
+		{"GET", "/encode", "POST"}, {"DELETE", "/models", "GET"}, {"PUT", "/index/items", "GET, POST"}, {"POST", "/index/items/3", "GET, DELETE"},
 	} {
 		w := do(t, s, req(c.method, c.path, "", nil))
 		checkProblem(t, w, 405, "method-not-allowed")

@@ -39,7 +39,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	m := b.Model()
-	info := wire.ModelInfo{Meta: m.Meta.Meta, Digest: m.Digest, PriorComponents: len(m.Prior)}
+	info := wire.ModelInfo{Name: modelName(m), Meta: m.Meta.Meta, Digest: m.Digest, PriorComponents: len(m.Prior)}
 	if st := s.state.Load(); st != nil {
 		info.IndexItems = st.ix.Len()
 	}

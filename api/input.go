@@ -37,15 +37,18 @@ type encodeRequest struct {
 // posterior, or a posterior mean; and k.
 type classifyRequest struct {
 	upload
-	k    int // 0 when not given
-	id   string
-	mean []float32
+	k      int // 0 when not given
+	id     string
+	mean   []float32
+	filter itemFilter
 }
 
-// addItemsRequest is POST /index/items: images with a label each.
+// addItemsRequest is POST /index/items: images with a label each, and
+// tags (none, or a list per image).
 type addItemsRequest struct {
 	upload
 	labels []string
+	tags   [][]string
 }
 
 // request is implemented by the request types.
@@ -66,6 +69,9 @@ func (q *encodeRequest) field(name, _ string) error {
 }
 
 func (q *classifyRequest) field(name, v string) error {
+	if ok, err := q.filter.set(name, v); ok {
+		return err
+	}
 	if name != "k" {
 		return problem(kindInvalid, fmt.Sprintf("POST /classify-knn takes no %q.", name))
 	}
@@ -78,6 +84,10 @@ func (q *classifyRequest) field(name, v string) error {
 }
 
 func (q *addItemsRequest) field(name, v string) error {
+	if name == "tags" {
+		q.tags = append(q.tags, splitTags(v))
+		return nil
+	}
 	if name != "label" {
 		return problem(kindInvalid, fmt.Sprintf("POST /index/items takes labelled images only, not %q.", name))
 	}
@@ -111,6 +121,12 @@ func (q *classifyRequest) decodeJSON(dec *json.Decoder, s *Server) error {
 		q.k = *j.K
 	}
 	q.id, q.mean = j.ID, j.Mean
+	if f := j.Filter; f != nil {
+		for _, l := range f.Labels {
+			q.filter.labels = append(q.filter.labels, string(l))
+		}
+		q.filter.source, q.filter.tags = f.Source, f.Tags
+	}
 	return s.addBase64(&q.upload, append(optional(j.Image), j.Images...))
 }
 
@@ -123,16 +139,22 @@ func (q *addItemsRequest) decodeJSON(dec *json.Decoder, s *Server) error {
 		return err
 	}
 	all := j.Items
-	if j.Image != "" || j.Label != nil {
-		all = append([]wire.Item{{Image: j.Image, Label: j.Label}}, all...)
+	if j.Image != "" || j.Label != nil || j.Tags != nil {
+		all = append([]wire.Item{{Image: j.Image, Label: j.Label, Tags: j.Tags}}, all...)
 	}
 	var imgs []string
+	tagged := false
 	for _, it := range all {
 		if it.Label == nil {
 			return errBadLabel
 		}
 		q.labels = append(q.labels, string(*it.Label))
+		q.tags = append(q.tags, it.Tags)
+		tagged = tagged || len(it.Tags) > 0
 		imgs = append(imgs, it.Image)
+	}
+	if !tagged {
+		q.tags = nil
 	}
 	return s.addBase64(&q.upload, imgs)
 }
@@ -153,8 +175,11 @@ func (s *Server) readRequest(r *http.Request, q request) error {
 	if err := in.setInvert(r.URL.Query().Get("invert")); err != nil {
 		return err
 	}
-	for _, name := range []string{"k", "label"} {
-		if v := r.URL.Query().Get(name); v != "" {
+	for _, name := range []string{"k", "label", "source", "tag", "tags"} {
+		for _, v := range r.URL.Query()[name] {
+			if v == "" && name != "tags" {
+				continue
+			}
 			if err := q.field(name, v); err != nil {
 				return err
 			}
@@ -293,7 +318,7 @@ func (s *Server) readMultipart(body io.Reader, boundary string, q request) error
 		switch name {
 		case "invert":
 			err = in.setInvert(string(b))
-		case "k", "label":
+		case "k", "label", "source", "tag", "tags":
 			err = q.field(name, string(b))
 		default:
 			err = problem(kindInvalid, fmt.Sprintf("Unknown form field %q.", name))

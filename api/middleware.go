@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"net"
 	"net/http"
 	"strings"
@@ -21,24 +20,6 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				s.writeProblem(w, r, problem(kindInternal, "The server could not handle the request."))
 			}
 		}()
-		next.ServeHTTP(w, r)
-	})
-}
-
-// authenticate requires "Authorization: Bearer KEY" when an API key is set,
-// comparing in constant time.
-func (s *Server) authenticate(next http.Handler) http.Handler {
-	if s.cfg.APIKey == "" {
-		return next
-	}
-	want := []byte(s.cfg.APIKey)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="cebm"`)
-			s.writeProblem(w, r, problem(kindUnauthorized, "Send the API key as 'Authorization: Bearer KEY'."))
-			return
-		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -136,7 +117,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		}
 		h.Set("Access-Control-Allow-Origin", o)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			h.Set("Access-Control-Allow-Methods", "GET, POST")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
 			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)

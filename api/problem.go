@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/cebm/cebm/api/wire"
 )
@@ -25,6 +26,7 @@ var (
 	kindBadImage     = kind{"undecodable-image", "Image cannot be decoded", http.StatusBadRequest}
 	kindUnauthorized = kind{"unauthorized", "Missing or wrong API key", http.StatusUnauthorized}
 	kindCrossSite    = kind{"cross-site", "Cross-site request refused", http.StatusForbidden}
+	kindReadOnlyKey  = kind{"read-only-key", "The API key may only read", http.StatusForbidden}
 	kindUnknownHost  = kind{"unknown-host", "Unknown host", http.StatusForbidden}
 	kindTooLarge     = kind{"too-large", "Request or image too large", http.StatusRequestEntityTooLarge}
 	kindMediaType    = kind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}
@@ -35,6 +37,8 @@ var (
 	kindNotFound  = kind{"not-found", "No such resource", http.StatusNotFound}
 	kindUnknownID = kind{"unknown-id", "Unknown or evicted posterior id", http.StatusNotFound}
 	kindMethod    = kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
+	// kindModelNotFound: /v1/embeddings names a model the server does not serve.
+	kindModelNotFound = kind{"model-not-found", "No such model", http.StatusNotFound}
 )
 
 // The server cannot answer now; the same request may work later.
@@ -92,7 +96,49 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(q.Status)
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		_ = json.NewEncoder(w).Encode(openAIProblem{q, openAIError(q)})
+		return
+	}
 	_ = json.NewEncoder(w).Encode(q)
+}
+
+// openAIProblem is a problem with OpenAI's error object as an extension
+// member (RFC 9457 §3.2), so that OpenAI clients of /v1/ routes show its
+// message and code.
+type openAIProblem struct {
+	Problem
+	Error openAIErr `json:"error"`
+}
+
+type openAIErr struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// openAIError is p as OpenAI's error object: code is the problem's name
+// (the type URI's end), type OpenAI's class of it.
+func openAIError(p Problem) openAIErr {
+	e := openAIErr{Message: p.Detail, Code: strings.TrimPrefix(p.Type, ProblemBase), Type: "invalid_request_error"}
+	switch {
+	case p.Status == http.StatusUnauthorized:
+		e.Type = "authentication_error"
+	case p.Status == http.StatusForbidden:
+		e.Type = "permission_error"
+	case p.Status == http.StatusNotFound:
+		e.Type = "not_found_error"
+	case p.Status == http.StatusTooManyRequests:
+		e.Type = "rate_limit_error"
+	case p.Status >= 500:
+		e.Type = "server_error"
+	}
+	if e.Code == "model-not-found" {
+		param := "model"
+		e.Param, e.Code = &param, "model_not_found"
+	}
+	return e
 }
 
 // writeJSON answers 200 with v as JSON.

@@ -10,13 +10,13 @@ import (
 // routes registers the whole HTTP surface.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.instrument, s.recoverer, s.checkHost, s.cors, s.sameOrigin)
+	r.Use(s.traceRequests, s.instrument, s.recoverer, s.checkHost, s.cors, s.sameOrigin)
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return problem(kindNotFound, "There is no resource at this path.")
 	}))
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, req *http.Request) error {
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPost} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
 				allow = append(allow, m)
 			}
@@ -43,11 +43,19 @@ func (s *Server) routes() http.Handler {
 		r.Post("/encode", s.handle(s.handleEncode))
 		r.Get("/posterior/{id}", s.handle(s.handlePosterior))
 		r.Post("/classify-knn", s.handle(s.handleClassify))
-		r.Post("/index/items", s.handle(s.handleAddItems))
+		r.Get("/index/items", s.handle(s.handleListItems))
 		r.Get("/index/items/{id}", s.handle(s.handleItem))
 		r.Get("/index/items/{id}/image", s.handle(s.handleItemImage))
 		r.Get("/index/map", s.handle(s.handleMap))
 		r.Get("/models", s.handle(s.handleModels))
+		r.Post("/v1/embeddings", s.handle(s.handleEmbeddings))
+
+		// Routes that change state: a read key gets 403.
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireWrite)
+			r.Post("/index/items", s.handle(s.handleAddItems))
+			r.Delete("/index/items/{id}", s.handle(s.handleDeleteItem))
+		})
 	})
 	return r
 }

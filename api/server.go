@@ -19,12 +19,14 @@ import (
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/index"
 	"github.com/cebm/cebm/store"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 )
 
 // Config holds the service's limits and options.
 type Config struct {
-	APIKey         string        // bearer key required on all but health and metrics; "" for none
+	APIKey         string        // bearer key required on all but health and metrics, a write key; "" for none
+	Keys           []Key         // more keys, each read or write (LoadKeys)
 	MaxBodyBytes   int64         // request body limit
 	MaxParts       int           // multipart parts, and images per request
 	MaxPixels      int           // width × height of one image
@@ -54,6 +56,10 @@ type Config struct {
 	// (nil: new ones, which the LRU uses).
 	Posteriors   store.Posteriors
 	StoreMetrics *store.Metrics
+
+	// TracerProvider, when set, traces every request (trace.go); nil:
+	// no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultConfig returns the defaults of cebm serve.
@@ -84,6 +90,8 @@ type Server struct {
 	state   atomic.Pointer[indexState]
 	store   store.Posteriors
 	metrics *metrics
+	keys    *keyring
+	tracer  trace.Tracer // nil: tracing off
 	handler http.Handler
 	// decoding holds the bytes the images being decoded take (their
 	// encoder.Header.DecodeBytes); decodingBytes mirrors it for /metrics.
@@ -149,8 +157,11 @@ func New(cfg Config, log *slog.Logger) *Server {
 	if cfg.Posteriors == nil {
 		cfg.Posteriors = store.NewMemoryPosteriors(cfg.StoreSize, cfg.StoreMetrics)
 	}
-	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors, decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
+	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors, keys: newKeyring(cfg), decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
 	s.metrics = newMetrics(s)
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 	s.handler = s.routes()
 	return s
 }

@@ -54,11 +54,12 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// Item is a labelled image to add to the index: PNG or JPEG bytes, and a
-// class name or index.
+// Item is a labelled image to add to the index: PNG or JPEG bytes, a
+// class name or index, and optional tags.
 type Item struct {
 	Image []byte
 	Label string
+	Tags  []string
 }
 
 func encodeImages(images [][]byte) []string {
@@ -106,10 +107,51 @@ func (c *Client) AddItems(ctx context.Context, items ...Item) (*wire.AddItemsRes
 	var body wire.AddItemsRequest
 	for _, it := range items {
 		l := wire.Label(it.Label)
-		body.Items = append(body.Items, wire.Item{Image: base64.StdEncoding.EncodeToString(it.Image), Label: &l})
+		body.Items = append(body.Items, wire.Item{Image: base64.StdEncoding.EncodeToString(it.Image), Label: &l, Tags: it.Tags})
 	}
 	var out wire.AddItemsResponse
 	return &out, c.do(ctx, http.MethodPost, "/index/items", body, &out)
+}
+
+// ClassifyFilter is POST /classify-knn among the items f admits only.
+func (c *Client) ClassifyFilter(ctx context.Context, k int, f wire.Filter, images ...[]byte) (*wire.ClassifyResponse, error) {
+	var out wire.ClassifyResponse
+	return &out, c.do(ctx, http.MethodPost, "/classify-knn", wire.ClassifyRequest{Upload: wire.Upload{Images: encodeImages(images)}, K: &k, Filter: &f}, &out)
+}
+
+// DeleteItem is DELETE /index/items/{id}: the item is gone, durably,
+// once it returns nil.
+func (c *Client) DeleteItem(ctx context.Context, id int) (*wire.DeleteItemResponse, error) {
+	var out wire.DeleteItemResponse
+	return &out, c.do(ctx, http.MethodDelete, "/index/items/"+strconv.Itoa(id), nil, &out)
+}
+
+// Items is GET /index/items: one page of up to limit items (0: the
+// server's default) from cursor ("" for the first page; then the page's
+// NextCursor), filtered by f as /classify-knn filters.
+func (c *Client) Items(ctx context.Context, cursor string, limit int, f wire.Filter) (*wire.ItemsPage, error) {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	for _, l := range f.Labels {
+		q.Add("label", string(l))
+	}
+	if f.Source != "" {
+		q.Set("source", f.Source)
+	}
+	for _, t := range f.Tags {
+		q.Add("tag", t)
+	}
+	path := "/index/items"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out wire.ItemsPage
+	return &out, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
 // IndexItem is GET /index/items/{id}.

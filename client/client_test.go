@@ -131,7 +131,7 @@ func TestClient(t *testing.T) {
 		t.Errorf("ClassifyMean: %+v, %v", byMean, err)
 	}
 
-	added, err := c.AddItems(ctx, Item{digit(t, test, 5), "1"}, Item{digit(t, test, 6), "4"})
+	added, err := c.AddItems(ctx, Item{Image: digit(t, test, 5), Label: "1", Tags: []string{"scan-7"}}, Item{Image: digit(t, test, 6), Label: "4"})
 	if err != nil || added.Added != 2 || added.IndexIDs[0] != 1000 {
 		t.Fatalf("AddItems: %+v, %v", added, err)
 	}
@@ -139,6 +139,29 @@ func TestClient(t *testing.T) {
 	if err != nil || it.Label != 4 || it.Source != "added" || !it.Image {
 		t.Errorf("IndexItem: %+v, %v", it, err)
 	}
+	// Filters, pages and deletes.
+	only, err := c.ClassifyFilter(ctx, 5, wire.Filter{Tags: []string{"scan-7"}}, digit(t, test, 6))
+	if err != nil || len(only.Results[0].Neighbors) != 1 || only.Results[0].Neighbors[0].ID != added.IndexIDs[0] {
+		t.Errorf("ClassifyFilter: %+v, %v", only, err)
+	}
+	page, err := c.Items(ctx, "", 0, wire.Filter{Source: "added"})
+	if err != nil || len(page.Items) != 2 || page.Items[0].ID != 1000 || page.Items[0].Tags[0] != "scan-7" || page.NextCursor != "" {
+		t.Errorf("Items: %+v, %v", page, err)
+	}
+	page, err = c.Items(ctx, "998", 1, wire.Filter{})
+	if err != nil || len(page.Items) != 1 || page.Items[0].ID != 998 || page.NextCursor != "999" {
+		t.Errorf("Items from a cursor: %+v, %v", page, err)
+	}
+	del, err := c.DeleteItem(ctx, added.IndexIDs[0])
+	if err != nil || !del.Deleted || del.LiveItems != 1001 {
+		t.Errorf("DeleteItem: %+v, %v", del, err)
+	}
+	_, err = c.IndexItem(ctx, added.IndexIDs[0])
+	problem(t, err, 404, "not-found")
+	if page, err := c.Items(ctx, "", 0, wire.Filter{Source: "added"}); err != nil || len(page.Items) != 1 {
+		t.Errorf("Items after the delete: %+v, %v", page, err)
+	}
+
 	b, err := c.IndexItemImage(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +190,7 @@ func TestClient(t *testing.T) {
 	problem(t, err, 415, "unsupported-media-type")
 	_, err = c.Classify(ctx, 1000, digit(t, test, 0))
 	problem(t, err, 400, "invalid-request")
-	_, err = c.AddItems(ctx, Item{digit(t, test, 0), "eleven"})
+	_, err = c.AddItems(ctx, Item{Image: digit(t, test, 0), Label: "eleven"})
 	problem(t, err, 400, "invalid-request")
 	_, err = c.IndexItem(ctx, 99999)
 	problem(t, err, 404, "not-found")

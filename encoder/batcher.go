@@ -68,9 +68,19 @@ type job struct {
 }
 
 type jobResult struct {
-	out Output
-	off int // first image of this job in out
-	err error
+	out        Output
+	off        int // first image of this job in out
+	err        error
+	start, end time.Time // of the run
+	images     int       // in the run
+}
+
+// Timing is when one Encode call's images waited and ran: queued at
+// Enqueued, their batch (of BatchImages images, theirs and others')
+// run from Started to Finished.
+type Timing struct {
+	Enqueued, Started, Finished time.Time
+	BatchImages                 int
 }
 
 // NewBatcher starts a batcher on m. Close stops it.
@@ -127,14 +137,20 @@ func (b *Batcher) Close() {
 // first; a request whose ctx has ended before its batch starts is left
 // out of the batch.
 func (b *Batcher) Encode(ctx context.Context, inputs []Input) ([]Result, error) {
+	res, _, err := b.EncodeTimed(ctx, inputs)
+	return res, err
+}
+
+// EncodeTimed is Encode, and says when the images waited and ran.
+func (b *Batcher) EncodeTimed(ctx context.Context, inputs []Input) ([]Result, Timing, error) {
 	if len(inputs) == 0 {
-		return nil, nil
+		return nil, Timing{}, nil
 	}
 	per := b.m.InputSize()
 	x := make([]float32, 0, len(inputs)*per)
 	for i, in := range inputs {
 		if len(in.X) != per {
-			return nil, fmt.Errorf("encoder: input %d has %d values, want %d", i, len(in.X), per)
+			return nil, Timing{}, fmt.Errorf("encoder: input %d has %d values, want %d", i, len(in.X), per)
 		}
 		x = append(x, in.X...)
 	}
@@ -142,23 +158,23 @@ func (b *Batcher) Encode(ctx context.Context, inputs []Input) ([]Result, error) 
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
-		return nil, ErrClosed
+		return nil, Timing{}, ErrClosed
 	}
 	select {
 	case b.queue <- j:
 	default:
 		b.mu.RUnlock()
-		return nil, ErrQueueFull
+		return nil, Timing{}, ErrQueueFull
 	}
 	b.mu.RUnlock()
 	var r jobResult
 	select {
 	case r = <-j.res:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, Timing{}, ctx.Err()
 	}
 	if r.err != nil {
-		return nil, r.err
+		return nil, Timing{}, r.err
 	}
 	res := make([]Result, len(inputs))
 	for i, in := range inputs {
@@ -166,7 +182,7 @@ func (b *Batcher) Encode(ctx context.Context, inputs []Input) ([]Result, error) 
 		res[i].ID = ContentID(b.m.Digest, in.X)
 		res[i].Inverted = in.Inverted
 	}
-	return res, nil
+	return res, Timing{Enqueued: j.enq, Started: r.start, Finished: r.end, BatchImages: r.images}, nil
 }
 
 // loop is one worker: it collects a batch from the shared queue, runs it,
@@ -250,12 +266,13 @@ func (b *Batcher) run(batch []*job, n int) {
 	}
 	start := time.Now()
 	out, err := b.safeRun(x, n)
+	end := time.Now()
 	if b.opt.OnBatch != nil {
-		b.opt.OnBatch(n, time.Since(start))
+		b.opt.OnBatch(n, end.Sub(start))
 	}
 	off := 0
 	for _, j := range batch {
-		j.res <- jobResult{out: out, off: off, err: err}
+		j.res <- jobResult{out: out, off: off, err: err, start: start, end: end, images: n}
 		off += j.n
 	}
 }

@@ -63,14 +63,16 @@ type Neighbor struct {
 // slots have zero vectors and norm +Inf, so they never rank.
 type chunk struct {
 	vecs   []float32 // chunkPanel panels of dim*panelItems floats
-	norms  []float32 // ‖x‖² in float32, +Inf for unused slots
+	norms  []float32 // ‖x‖² in float32, +Inf for unused and deleted slots
 	labels []int32
+	gone   [chunkItems / 64]uint64 // deleted slots, one bit each
 }
 
 // state is an immutable view of the index; Add publishes a new one.
 type state struct {
-	n      int
-	chunks []*chunk
+	n       int
+	chunks  []*chunk
+	deleted int // items deleted
 }
 
 // Index is an exact k-NN index. It is safe for concurrent use: any number
@@ -122,6 +124,7 @@ func (c *chunk) clone() *chunk {
 		vecs:   append([]float32(nil), c.vecs...),
 		norms:  append([]float32(nil), c.norms...),
 		labels: append([]int32(nil), c.labels...),
+		gone:   c.gone,
 	}
 }
 
@@ -215,7 +218,7 @@ func (ix *Index) Add(vecs []float32, labels []int) (firstID int, err error) {
 		chunks[len(chunks)-1].set(dim, j, v, sqNorm32(v), int32(l))
 		n++
 	}
-	ix.cur.Store(&state{n: n, chunks: chunks})
+	ix.cur.Store(&state{n: n, chunks: chunks, deleted: old.deleted})
 	return old.n, nil
 }
 

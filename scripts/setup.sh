@@ -103,6 +103,34 @@ setup_web() {
   say "Swagger UI $SWAGGER_VERSION installed in $dir"
 }
 
+# The official openai npm client, for the test of POST /v1/embeddings
+# against a real OpenAI client (api/embeddings_test.go); checked like
+# Swagger UI. It has no dependencies of its own.
+OPENAI_VERSION=7.55.0
+OPENAI_SHA256=0dfe04d620754817721c04511c6425731f1bf132699e4fe9377ca966a14a6971
+
+setup_openai() {
+  local dir="$WEB_DIR/node_modules/openai"
+  if [ -f "$dir/package.json" ] && grep -q "\"version\": \"$OPENAI_VERSION\"" "$dir/package.json"; then return 0; fi
+  command -v npm >/dev/null || { say "openai client: npm is needed (for the /v1/embeddings client test); skipped"; return 0; }
+  say "fetching the openai client $OPENAI_VERSION (npm pack openai@$OPENAI_VERSION)"
+  mkdir -p "$WEB_DIR/node_modules"
+  local tmp
+  tmp=$(mktemp -d "$WEB_DIR/.download.XXXXXX")
+  (cd "$tmp" && npm pack --silent --ignore-scripts "openai@$OPENAI_VERSION" >/dev/null)
+  got=$(sha256sum "$tmp"/openai-*.tgz | cut -d' ' -f1)
+  if [ "$got" != "$OPENAI_SHA256" ]; then
+    say "openai client: checksum mismatch (got $got, want $OPENAI_SHA256); nothing installed"
+    rm -rf "$tmp"
+    return 1
+  fi
+  tar -xzf "$tmp"/openai-*.tgz -C "$tmp"
+  rm -rf "$dir"
+  mv "$tmp/package" "$dir"
+  rm -rf "$tmp"
+  say "openai client $OPENAI_VERSION installed in $dir"
+}
+
 # oneDNN (Debian's libdnnl-dev): train/dnnl, the training engine's faster
 # convolutions, is built on it.
 setup_dnnl() {
@@ -118,13 +146,14 @@ setup_chromium() {
 
 what=${1:-all}
 case "$what" in
-  all) setup_ort; setup_mnist; setup_fashion; setup_redis; setup_web; setup_chromium; setup_dnnl ;;
+  all) setup_ort; setup_mnist; setup_fashion; setup_redis; setup_web; setup_openai; setup_chromium; setup_dnnl ;;
   ort) setup_ort ;;
   mnist) setup_mnist ;;
   fashion-mnist) setup_fashion ;;
   redis) setup_redis ;;
-  web) setup_web ;;
+  web) setup_web; setup_openai ;;
+  openai) setup_openai ;;
   chromium) setup_chromium ;;
   dnnl) setup_dnnl ;;
-  *) say "unknown target $what (all, ort, mnist, fashion-mnist, redis, web, chromium, dnnl)"; exit 2 ;;
+  *) say "unknown target $what (all, ort, mnist, fashion-mnist, redis, web, openai, chromium, dnnl)"; exit 2 ;;
 esac

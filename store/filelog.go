@@ -104,6 +104,9 @@ func (s *FileItems) Base() int { return s.base }
 // Pixels is added item id's image, if it was stored with one.
 func (s *FileItems) Pixels(id int) ([]uint8, bool) { return s.images.get(id - s.base) }
 
+// Tags is added item id's tags.
+func (s *FileItems) Tags(id int) []string { return s.images.tagsOf(id - s.base) }
+
 func (s *FileItems) header() []byte {
 	d := s.ix.ModelDigest()
 	h := []byte(logMagic)
@@ -120,8 +123,17 @@ func frame(payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// apply adds a record's items to the index unless they are there already.
+// apply adds a record's items to the index unless they are there already,
+// or deletes a tombstone's items.
 func (s *FileItems) apply(rec record) (bool, error) {
+	if rec.deleted != nil {
+		for _, id := range rec.deleted {
+			if err := s.ix.Delete(id); err != nil {
+				return false, fmt.Errorf("a tombstone deletes an item not yet added: %w", err)
+			}
+		}
+		return true, nil
+	}
 	applied := s.ix.Len() - s.base
 	switch {
 	case rec.seq+len(rec.Labels) <= applied: // already in the snapshot
@@ -272,7 +284,7 @@ func (s *FileItems) Append(_ context.Context, b Batch) (int, error) {
 	if err := s.ix.Check(b.Vecs, b.Labels); err != nil {
 		return 0, err
 	}
-	if _, err := b.pixelsPer(); err != nil {
+	if err := b.check(); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
@@ -282,6 +294,22 @@ func (s *FileItems) Append(_ context.Context, b Batch) (int, error) {
 	}
 	seq := s.ix.Len() - s.base
 	fr := frame((&record{seq: seq, Batch: b}).encode(s.ix.Dim()))
+	if err := s.write(fr); err != nil {
+		return 0, err
+	}
+	first, err := s.ix.Add(b.Vecs, b.Labels)
+	if err != nil { // checked above: only a full index gets here
+		return 0, err
+	}
+	s.images.add(seq, b)
+	s.size += int64(len(fr))
+	s.maybeFold()
+	return first, nil
+}
+
+// write appends a framed record to the log and fsyncs it; on failure it
+// takes the partial record back. Called with mu held.
+func (s *FileItems) write(fr []byte) error {
 	_, err := s.f.Write(fr)
 	if err == nil {
 		err = s.f.Sync()
@@ -294,14 +322,40 @@ func (s *FileItems) Append(_ context.Context, b Batch) (int, error) {
 		} else if _, serr := s.f.Seek(s.size, io.SeekStart); serr != nil {
 			s.broken = fmt.Errorf("store: log %s: %v", s.logPath, serr)
 		}
-		return 0, fmt.Errorf("store: append to %s: %w", s.logPath, err)
+		return fmt.Errorf("store: append to %s: %w", s.logPath, err)
 	}
-	first, err := s.ix.Add(b.Vecs, b.Labels)
-	if err != nil { // checked above: only a full index gets here
-		return 0, err
+	return nil
+}
+
+// Delete writes a tombstone for index item id to the log, fsyncs it, and
+// deletes the item from the index.
+func (s *FileItems) Delete(_ context.Context, id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return s.broken
 	}
-	s.images.add(seq, b)
+	if id < 0 || id >= s.ix.Len() {
+		return fmt.Errorf("%w: %d", index.ErrID, id)
+	}
+	if s.ix.Deleted(id) {
+		return nil
+	}
+	fr := frame(tombstone([]int{id}).encode(s.ix.Dim()))
+	if err := s.write(fr); err != nil {
+		return err
+	}
+	if err := s.ix.Delete(id); err != nil {
+		return err
+	}
 	s.size += int64(len(fr))
+	s.maybeFold()
+	return nil
+}
+
+// maybeFold starts a fold in the background once the log has grown past
+// FoldBytes. Called with mu held.
+func (s *FileItems) maybeFold() {
 	if s.size-s.hdrLen > s.foldBytes && !s.folding {
 		s.folding = true
 		s.folds.Add(1)
@@ -312,7 +366,6 @@ func (s *FileItems) Append(_ context.Context, b Batch) (int, error) {
 			}
 		}()
 	}
-	return first, nil
 }
 
 // Fold writes every added item into a new snapshot and drops the records
@@ -345,7 +398,9 @@ func (s *FileItems) fold() error {
 	n, off := s.ix.Len(), s.size
 	s.mu.Unlock()
 
-	// Items never change once added: the snapshot is written without the lock.
+	// Items never change once added, and a delete written after off is
+	// in the log's tail, replayed again: the snapshot is written without
+	// the lock.
 	err := atomicfile.Write(s.snapPath, func(w io.Writer) error {
 		if _, err := w.Write(s.header()); err != nil {
 			return err

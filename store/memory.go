@@ -61,7 +61,7 @@ func NewMemoryItems(ix *index.Index) *MemoryItems { return &MemoryItems{ix: ix, 
 
 // Append adds the items to the index.
 func (s *MemoryItems) Append(_ context.Context, b Batch) (int, error) {
-	if _, err := b.pixelsPer(); err != nil {
+	if err := b.check(); err != nil {
 		return 0, err
 	}
 	s.mu.Lock() // ids and images in the same order
@@ -78,3 +78,9 @@ func (s *MemoryItems) Base() int { return s.base }
 
 // Pixels is added item id's image, if it was added with one.
 func (s *MemoryItems) Pixels(id int) ([]uint8, bool) { return s.images.get(id - s.base) }
+
+// Tags is added item id's tags.
+func (s *MemoryItems) Tags(id int) []string { return s.images.tagsOf(id - s.base) }
+
+// Delete removes item id from the index.
+func (s *MemoryItems) Delete(_ context.Context, id int) error { return s.ix.Delete(id) }

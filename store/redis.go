@@ -227,6 +227,7 @@ type RedisItems struct {
 	progress chan struct{} // closed and replaced at every apply
 	caughtUp bool          // applied everything the stream held at start
 	target   int           // the stream's count when the tailer started
+	tail     streamID      // the stream's last entry when the tailer started
 	broken   error
 }
 
@@ -240,12 +241,12 @@ func (r *Redis) Items(ix *index.Index, key string) *RedisItems {
 	r.items = append(r.items, it)
 	r.mu.Unlock()
 	r.wg.Add(1)
-	go it.tail()
+	go it.follow()
 	return it
 }
 
-// tail applies the stream's records as they arrive, from the start.
-func (it *RedisItems) tail() {
+// follow applies the stream's records as they arrive, from the start.
+func (it *RedisItems) follow() {
 	defer it.r.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-it.r.stop; cancel() }()
@@ -257,8 +258,22 @@ func (it *RedisItems) tail() {
 				it.wait(ctx, &backoff)
 				continue
 			}
+			// The last entry too: tombstones after the last added item
+			// must be applied before this replica answers.
+			lastEntry, err := it.r.client.XRevRangeN(ctx, it.stream, "+", "-", 1).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				it.wait(ctx, &backoff)
+				continue
+			}
+			var tail streamID
+			if len(lastEntry) > 0 {
+				if tail, err = parseStreamID(lastEntry[0].ID); err != nil {
+					it.wait(ctx, &backoff)
+					continue
+				}
+			}
 			it.mu.Lock()
-			it.target = n
+			it.target, it.tail = n, tail
 			it.mu.Unlock()
 			it.markCaughtUp()
 		}
@@ -301,14 +316,18 @@ func (it *RedisItems) wait(ctx context.Context, backoff *time.Duration) {
 func (it *RedisItems) markCaughtUp() {
 	it.mu.Lock()
 	defer it.mu.Unlock()
-	if !it.caughtUp && it.target >= 0 && it.applied >= it.target {
+	if !it.caughtUp && it.target >= 0 && it.applied >= it.target && !it.last.less(it.tail) {
 		it.caughtUp = true
 		it.r.log.Info("added items replayed from redis", "stream", it.stream, "items", it.applied)
 	}
 }
 
-// apply adds one stream entry's items to the index.
+// apply adds one stream entry's items to the index, or deletes a
+// tombstone's.
 func (it *RedisItems) apply(m redis.XMessage) error {
+	if raw, ok := m.Values["del"].(string); ok {
+		return it.applyTombstone(m.ID, raw)
+	}
 	seq, err := strconv.Atoi(fmt.Sprint(m.Values["seq"]))
 	if err != nil {
 		return fmt.Errorf("entry %s: seq %v", m.ID, m.Values["seq"])
@@ -341,6 +360,32 @@ func (it *RedisItems) apply(m redis.XMessage) error {
 	return nil
 }
 
+// applyTombstone deletes the items of a tombstone entry.
+func (it *RedisItems) applyTombstone(entry, raw string) error {
+	rec, err := decodeRecord([]byte(raw), it.ix.Dim())
+	if err == nil && rec.deleted == nil {
+		err = errors.New("a del field that holds no tombstone")
+	}
+	if err != nil {
+		return fmt.Errorf("entry %s: %w", entry, err)
+	}
+	id, err := parseStreamID(entry)
+	if err != nil {
+		return err
+	}
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	for _, x := range rec.deleted {
+		if err := it.ix.Delete(x); err != nil {
+			return fmt.Errorf("entry %s deletes an item not yet added (was the stream rewritten?): %w", entry, err)
+		}
+	}
+	it.last = id
+	close(it.progress)
+	it.progress = make(chan struct{})
+	return nil
+}
+
 // updateLag sets the lag metric: items in the stream not yet applied.
 func (it *RedisItems) updateLag(ctx context.Context) {
 	n, err := it.r.client.Get(ctx, it.count).Int()
@@ -360,6 +405,53 @@ func (it *RedisItems) Base() int { return it.base }
 
 // Pixels is added item id's image, if it was stored with one.
 func (it *RedisItems) Pixels(id int) ([]uint8, bool) { return it.images.get(id - it.base) }
+
+// Tags is added item id's tags.
+func (it *RedisItems) Tags(id int) []string { return it.images.tagsOf(id - it.base) }
+
+// Delete appends a tombstone for index item id to the stream and returns
+// once this replica's index has applied it; every replica applies it in
+// stream order.
+func (it *RedisItems) Delete(ctx context.Context, id int) error {
+	if id < 0 || id >= it.ix.Len() {
+		return fmt.Errorf("%w: %d", index.ErrID, id)
+	}
+	if it.ix.Deleted(id) {
+		return nil
+	}
+	if err := it.Check(); err != nil {
+		return err
+	}
+	sid, err := it.r.client.XAdd(ctx, &redis.XAddArgs{Stream: it.stream, Values: []any{"del", tombstone([]int{id}).encode(it.ix.Dim())}}).Result()
+	if err != nil {
+		return it.r.unavailable("delete", err)
+	}
+	entry, err := parseStreamID(sid)
+	if err != nil {
+		return err
+	}
+	return it.waitFor(ctx, entry)
+}
+
+// waitFor returns once this replica has applied stream entry id.
+func (it *RedisItems) waitFor(ctx context.Context, id streamID) error {
+	for {
+		it.mu.Lock()
+		done, ch, broken := !it.last.less(id), it.progress, it.broken
+		it.mu.Unlock()
+		if broken != nil {
+			return broken
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: the change is stored in redis but not yet seen by this replica: %v", ErrUnavailable, ctx.Err())
+		}
+	}
+}
 
 // Check reports ErrUnavailable while Redis does not answer or the stream is
 // still being replayed, and the error that stopped the tailer if one did.
@@ -384,7 +476,7 @@ func (it *RedisItems) Append(ctx context.Context, b Batch) (int, error) {
 	if err := it.ix.Check(b.Vecs, b.Labels); err != nil {
 		return 0, err
 	}
-	if _, err := b.pixelsPer(); err != nil {
+	if err := b.check(); err != nil {
 		return 0, err
 	}
 	if err := it.Check(); err != nil {
@@ -410,23 +502,10 @@ func (it *RedisItems) Append(ctx context.Context, b Batch) (int, error) {
 	if !ok || err != nil {
 		return 0, fmt.Errorf("store: unexpected answer from the append script: %v", res)
 	}
-	for {
-		it.mu.Lock()
-		done, ch, broken := !it.last.less(id), it.progress, it.broken
-		it.mu.Unlock()
-		if broken != nil {
-			return 0, broken
-		}
-		if done {
-			return it.base + int(seq), nil
-		}
-
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: added items stored in redis but not yet seen by this replica: %v", ErrUnavailable, ctx.Err())
-		}
+	if err := it.waitFor(ctx, id); err != nil {
+		return 0, err
 	}
+	return it.base + int(seq), nil
 }
 
 // streamID is a Redis stream entry id, milliseconds-sequence.

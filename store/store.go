@@ -60,6 +60,13 @@ type Items interface {
 	Base() int
 	// Pixels is added item id's image, if it was added with one.
 	Pixels(id int) ([]uint8, bool)
+	// Tags is added item id's tags (nil: none; reference items have none).
+	Tags(id int) []string
+	// Delete removes index item id (a reference or an added item) from
+	// the index durably: when it returns nil, searches no longer find it,
+	// and will not after a restart (except for MemoryItems). Deleting a
+	// deleted item succeeds.
+	Delete(ctx context.Context, id int) error
 }
 
 // Checker is implemented by stores whose back end can be down; Check

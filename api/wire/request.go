@@ -29,24 +29,37 @@ type EncodeRequest struct {
 // stored posterior, or a posterior mean; and k (nil: the server's).
 type ClassifyRequest struct {
 	Upload
-	ID   string    `json:"id,omitempty"`
-	Mean []float32 `json:"mean,omitempty"`
-	K    *int      `json:"k,omitempty"`
+	ID     string    `json:"id,omitempty"`
+	Mean   []float32 `json:"mean,omitempty"`
+	K      *int      `json:"k,omitempty"`
+	Filter *Filter   `json:"filter,omitempty"`
+}
+
+// Filter restricts the items /classify-knn searches: to those with one of
+// Labels (class names or indices), from Source ("reference" or "added"),
+// carrying every one of Tags. A field left out does not restrict.
+type Filter struct {
+	Labels []Label  `json:"labels,omitempty"`
+	Source string   `json:"source,omitempty"`
+	Tags   []string `json:"tags,omitempty"`
 }
 
 // AddItemsRequest is the body of POST /index/items: one item (image and
 // label), a list of items, or both (the single one first).
 type AddItemsRequest struct {
-	Image  string `json:"image,omitempty"`
-	Label  *Label `json:"label,omitempty"`
-	Items  []Item `json:"items,omitempty"`
-	Invert Invert `json:"invert,omitempty"`
+	Image  string   `json:"image,omitempty"`
+	Label  *Label   `json:"label,omitempty"`
+	Tags   []string `json:"tags,omitempty"` // the single item's
+	Items  []Item   `json:"items,omitempty"`
+	Invert Invert   `json:"invert,omitempty"`
 }
 
-// Item is a labelled image to add to the index.
+// Item is a labelled image to add to the index, with optional tags
+// (metadata strings the /classify-knn filter and GET /index/items match).
 type Item struct {
-	Image string `json:"image"`
-	Label *Label `json:"label"`
+	Image string   `json:"image"`
+	Label *Label   `json:"label"`
+	Tags  []string `json:"tags,omitempty"`
 }
 
 // Errors of the request fields' decoding.

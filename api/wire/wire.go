@@ -4,7 +4,11 @@
 // depends on neither, so a client does not pull in ONNX Runtime.
 package wire
 
-import "github.com/cebm/cebm/internal/modelfile"
+import (
+	"encoding/json"
+
+	"github.com/cebm/cebm/internal/modelfile"
+)
 
 // Problem is an RFC 9457 problem detail: the only error shape a client
 // sees. Its fields never hold internal error text.
@@ -117,6 +121,31 @@ type IndexItem struct {
 	Source string    `json:"source"` // reference or added
 	Image  bool      `json:"image"`  // whether GET /index/items/{id}/image has it
 	Mean   []float32 `json:"mean"`
+	Tags   []string  `json:"tags,omitempty"`
+}
+
+// ItemSummary is one item of GET /index/items.
+type ItemSummary struct {
+	ID     int      `json:"id"`
+	Label  int      `json:"label"` // -1 for unlabelled
+	Class  string   `json:"class,omitempty"`
+	Source string   `json:"source"` // reference or added
+	Tags   []string `json:"tags,omitempty"`
+}
+
+// ItemsPage answers GET /index/items: the items (not deleted, matching
+// the filter) with ids from the cursor on, in id order; NextCursor, when
+// set, is the cursor of the next page.
+type ItemsPage struct {
+	Items      []ItemSummary `json:"items"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+// DeleteItemResponse answers DELETE /index/items/{id}.
+type DeleteItemResponse struct {
+	ID        int  `json:"id"`
+	Deleted   bool `json:"deleted"`    // always true: the item is gone, now or before
+	LiveItems int  `json:"live_items"` // items the index still searches
 }
 
 // ModelsResponse lists the served models (one).
@@ -127,6 +156,7 @@ type ModelsResponse struct {
 // ModelInfo answers GET /models: the model file's own description, its
 // digest, and the index's size.
 type ModelInfo struct {
+	Name string `json:"name"` // the model file's name without .onnx: POST /v1/embeddings' model
 	modelfile.Meta
 	Digest          string `json:"digest"` // sha256 of the .onnx file
 	PriorComponents int    `json:"prior_components"`
@@ -138,4 +168,38 @@ type Health struct {
 	Status string `json:"status"`
 	Model  bool   `json:"model_loaded"`
 	Index  bool   `json:"index_loaded"`
+}
+
+// EmbeddingsRequest is the body of POST /v1/embeddings (OpenAI's
+// embeddings protocol): Input is one string or a list, each an image data
+// URI (data:image/png;base64,…) or bare base64; Model the served model's
+// name (or digest); EncodingFormat float (default) or base64.
+type EmbeddingsRequest struct {
+	Input          json.RawMessage `json:"input"`
+	Model          string          `json:"model"`
+	EncodingFormat string          `json:"encoding_format,omitempty"`
+	Dimensions     *int            `json:"dimensions,omitempty"`
+	User           string          `json:"user,omitempty"`
+}
+
+// EmbeddingsResponse answers POST /v1/embeddings in OpenAI's shape.
+type EmbeddingsResponse struct {
+	Object string          `json:"object"` // "list"
+	Data   []Embedding     `json:"data"`
+	Model  string          `json:"model"`
+	Usage  EmbeddingsUsage `json:"usage"`
+}
+
+// Embedding is one input's embedding: its posterior mean, as numbers or
+// (encoding_format base64) as base64 of little-endian float32s.
+type Embedding struct {
+	Object    string `json:"object"` // "embedding"
+	Index     int    `json:"index"`
+	Embedding any    `json:"embedding"` // []float32 or string
+}
+
+// EmbeddingsUsage is OpenAI's token count; images have no tokens: 0.
+type EmbeddingsUsage struct {
+	PromptTokens int `json:"prompt_tokens"`
+	TotalTokens  int `json:"total_tokens"`
 }

@@ -95,6 +95,34 @@ func TestReplicas(t *testing.T) {
 	}
 	t.Logf("replica B found items added on A after %v", lags)
 
+	// An item deleted on A is gone from B within a second: neither a
+	// neighbour nor served.
+	if code, _, err := call(c, "DELETE", a+"/index/items/501", "", nil, nil); err != nil || code != 200 {
+		t.Fatalf("delete on A: %d %v", code, err)
+	}
+	start := time.Now()
+	for {
+		var cl classifyAnswer
+		if code, _, err := call(c, "POST", b+"/classify-knn?k=5", "image/png", digitPNG(t, test, 2), &cl); err != nil || code != 200 {
+			t.Fatalf("classify on B: %d %v", code, err)
+		}
+		found := false
+		for _, nb := range cl.Results[0].Neighbors {
+			found = found || nb.ID == 501
+		}
+		if !found {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatal("B still finds item 501 a second after A deleted it")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("replica B lost the item deleted on A after %v", time.Since(start))
+	if code, _, err := call(c, "GET", b+"/index/items/501", "", nil, nil); err != nil || code != 404 {
+		t.Errorf("B serves the deleted item: %d %v", code, err)
+	}
+
 	// Redis dies: the calls that need it answer 503 with Retry-After.
 	redis.Kill()
 	waitStatus(t, a+"/readyz", 503, 10*time.Second)
@@ -127,7 +155,10 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("add on B after the restart: %d %v %+v", code, err, added)
 	}
 	late := replica()
-	for id, img := range map[int]int{500: 1, 501: 2, 502: 3, 503: 5, 504: 6} {
+	if code, _, err := call(c, "GET", late+"/index/items/501", "", nil, nil); err != nil || code != 404 {
+		t.Errorf("late replica serves the item deleted before it started: %d %v", code, err)
+	}
+	for id, img := range map[int]int{500: 1, 502: 3, 503: 5, 504: 6} {
 		var it indexItem
 		if code, _, err := call(c, "GET", fmt.Sprintf("%s/index/items/%d", late, id), "", nil, &it); err != nil || code != 200 || it.Label != test.Labels[img] {
 			t.Errorf("late replica, item %d: %d %v label %d, want %d", id, code, err, it.Label, test.Labels[img])

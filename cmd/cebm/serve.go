@@ -15,6 +15,10 @@ import (
 	"github.com/cebm/cebm/api"
 	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/internal/serve"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // serveConfig is every setting of `cebm serve`: each a flag, each also an
@@ -25,6 +29,8 @@ type serveConfig struct {
 	LogFormat    string
 	AllowedHosts string // comma-separated; "" for the default (see allowedHosts)
 	CORSOrigins  string // comma-separated
+	APIKeysFile  string // --api-keys: a file of "KEY SCOPE" lines
+	OTLPEndpoint string // --otlp-endpoint: where traces go; "" for none
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -43,7 +49,9 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.AllowedHosts, "allowed-hosts", "", "comma-separated host names the server answers to (Host header, any port); * for any (default: localhost, 127.0.0.1 and ::1 when --addr is a loopback address, any otherwise)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins (scheme://host[:port]) whose web pages may call the API; pages of other origins may not POST to it")
-	fs.StringVar(&c.API.APIKey, "api-key", "", "bearer API key required on the API (not on /healthz, /readyz, /metrics, the page /, /docs and /openapi.yaml; empty: none)")
+	fs.StringVar(&c.API.APIKey, "api-key", "", "bearer API key required on the API (not on /healthz, /readyz, /metrics, the page /, /docs and /openapi.yaml; empty: none); a write key")
+	fs.StringVar(&c.APIKeysFile, "api-keys", "", "file of API keys, one \"KEY SCOPE\" a line, SCOPE read (encode, classify, look up) or write (also add and delete index items); with --api-key, both are accepted")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces (OTLP over HTTP) to this URL, e.g. http://127.0.0.1:4318 (/v1/traces is added when the URL has no path); empty: no tracing")
 	fs.StringVar(&c.API.WebDir, "web-dir", ".web", "folder where the set-up installs Swagger UI for /docs")
 	fs.Int64Var(&c.API.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest request body")
 	fs.IntVar(&c.API.MaxParts, "max-images", d.MaxParts, "most images (multipart parts) per request")
@@ -83,6 +91,23 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	}
 	c.API.Batch.Workers, c.Threads = encoder.ServingDefaults(c.API.Batch.Workers, c.Threads)
 	c.API.AllowedHosts = allowedHosts(c.AllowedHosts, c.Addr)
+	if c.OTLPEndpoint != "" {
+		u, err := url.Parse(c.OTLPEndpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("serve: --otlp-endpoint: %q is not a URL such as http://127.0.0.1:4318", c.OTLPEndpoint)
+		}
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/v1/traces"
+		}
+		c.OTLPEndpoint = u.String()
+	}
+	if c.APIKeysFile != "" {
+		keys, err := api.LoadKeys(c.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("serve: --api-keys: %w", err)
+		}
+		c.API.Keys = keys
+	}
 	for _, o := range splitList(c.CORSOrigins) {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
@@ -131,7 +156,7 @@ func (c *serveConfig) logAttrs() []any {
 	return []any{"addr", c.Addr, "model", c.Model, "reference", c.Reference, "reference_split", c.ReferenceSplit,
 		"reference_limit", c.ReferenceLimit, "cache_dir", c.CacheDir, "store", redactURL(c.Store),
 		"state_dir", c.StateDir, "store_ttl", c.StoreTTL, "threads", c.Threads,
-		"api_key", key, "max_body_bytes", c.API.MaxBodyBytes, "max_images", c.API.MaxParts,
+		"api_key", key, "api_keys", len(c.API.Keys), "otlp_endpoint", redactURL(c.OTLPEndpoint), "max_body_bytes", c.API.MaxBodyBytes, "max_images", c.API.MaxParts,
 		"max_pixels", c.API.MaxPixels, "max_side", c.API.MaxSide, "max_aspect", c.API.MaxAspect,
 		"decode_memory", c.API.DecodeBytes, "allowed_hosts", c.API.AllowedHosts, "cors_origins", c.API.CORSOrigins,
 		"request_timeout", c.API.RequestTimeout, "store_size", c.API.StoreSize,
@@ -156,6 +181,23 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	log := slog.New(h)
 	log.Info("cebm serve", cfg.logAttrs()...)
 	cfg.Env = env
+	if cfg.OTLPEndpoint != "" {
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint))
+		if err != nil {
+			return fmt.Errorf("serve: --otlp-endpoint: %w", err)
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp),
+			sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "cebm"))))
+		defer func() {
+			// The spans still buffered are sent before the process ends.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("traces not all sent", "err", err)
+			}
+		}()
+		cfg.API.TracerProvider = tp
+	}
 	return serve.Run(ctx, cfg.Config, log)
 }
 

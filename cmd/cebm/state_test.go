@@ -71,11 +71,12 @@ func close32(a, b []float32) bool {
 }
 
 // TestCrashDurability kills a `cebm serve` process with SIGKILL at random
-// moments while two clients add items, 20 times. After every restart each
-// item that got a 200 is there, under its id, with its label and its
-// image's posterior mean; no record is applied twice (every image is
-// posted once, so a repeated record would show as two equal means); and
-// the index never holds more items than were posted.
+// moments while two clients add items and a third deletes some, 20 times.
+// After every restart each item that got a 200 is there, under its id,
+// with its label and its image's posterior mean, unless a delete of it got
+// a 200: then it is gone (404, and not listed); no record is applied twice
+// (every image is posted once, so a repeated record would show as two
+// equal means); and the index never holds more items than were posted.
 func TestCrashDurability(t *testing.T) {
 	if _, err := os.Stat(shippedModel); err != nil {
 		t.Skip("no shipped model")
@@ -93,7 +94,10 @@ func TestCrashDurability(t *testing.T) {
 		acked  = map[int]int{} // index id → test image
 		posted int             // images posted so far: image i is posted at most once
 		means  = map[int][]float32{}
-		logs   lockedBuffer
+		// deleting: ids a DELETE was sent for; deleted: those answered 200.
+		deleting = map[int]bool{}
+		deleted  = map[int]bool{}
+		logs     lockedBuffer
 	)
 	rng := rand.New(rand.NewPCG(1, 2))
 	const rounds = 20
@@ -121,7 +125,13 @@ func TestCrashDurability(t *testing.T) {
 		seen := map[string]int{}
 		for id := range n {
 			var it indexItem
-			if code, _, err := call(http.DefaultClient, "GET", fmt.Sprintf("%s/index/items/%d", base, id), "", nil, &it); err != nil || code != 200 {
+			code, _, err := call(http.DefaultClient, "GET", fmt.Sprintf("%s/index/items/%d", base, id), "", nil, &it)
+			switch {
+			case err == nil && code == 404 && deleting[id]:
+				continue // deleted, or its delete was written before the kill
+			case err == nil && code == 200 && deleted[id]:
+				t.Fatalf("round %d: item %d was deleted (answered 200) but is back after the restart", round, id)
+			case err != nil || code != 200:
 				t.Fatalf("round %d: item %d: %d %v", round, id, code, err)
 			}
 			key := fmt.Sprint(it.Mean)
@@ -142,11 +152,29 @@ func TestCrashDurability(t *testing.T) {
 			}
 		}
 		mu.Unlock()
+		// The listing leaves out every deleted item.
+		for cursor := "0"; cursor != ""; {
+			var page struct {
+				Items []struct {
+					ID int `json:"id"`
+				} `json:"items"`
+				NextCursor string `json:"next_cursor"`
+			}
+			if code, _, err := call(http.DefaultClient, "GET", base+"/index/items?limit=1000&cursor="+cursor, "", nil, &page); err != nil || code != 200 {
+				t.Fatalf("round %d: GET /index/items: %d %v", round, code, err)
+			}
+			for _, it := range page.Items {
+				if deleted[it.ID] {
+					t.Fatalf("round %d: deleted item %d is listed after the restart", round, it.ID)
+				}
+			}
+			cursor = page.NextCursor
+		}
 		if round == rounds {
 			cmd.Process.Kill()
 			cmd.Wait()
-			t.Logf("%d kills: %d items acknowledged, all found after every restart; %d posted, %d in the index at the end",
-				rounds, len(acked), posted, n)
+			t.Logf("%d kills: %d items acknowledged, %d deletes acknowledged, all as answered after every restart; %d posted, %d in the index at the end",
+				rounds, len(acked), len(deleted), posted, n)
 			break
 		}
 
@@ -182,9 +210,47 @@ func TestCrashDurability(t *testing.T) {
 				}
 			}()
 		}
+		// A third deletes acknowledged items, one at a time.
+		killed := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-killed:
+					return
+				default:
+				}
+				mu.Lock()
+				id := -1
+				for cand := range acked {
+					if !deleting[cand] && cand%3 == i%3 {
+						id = cand
+						break
+					}
+				}
+				if id >= 0 {
+					deleting[id] = true
+				}
+				mu.Unlock()
+				if id < 0 {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				code, _, err := call(client, "DELETE", fmt.Sprintf("%s/index/items/%d", base, id), "", nil, nil)
+				if err != nil || code != 200 {
+					return // killed
+				}
+				mu.Lock()
+				deleted[id] = true
+				mu.Unlock()
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
 		time.Sleep(time.Duration(20+rng.IntN(400)) * time.Millisecond)
 		cmd.Process.Kill()
 		cmd.Wait()
+		close(killed)
 		wg.Wait()
 	}
 	if t.Failed() {
