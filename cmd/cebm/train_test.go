@@ -2,13 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/cebm/cebm/data"
+	"github.com/cebm/cebm/eval"
 	"github.com/cebm/cebm/train"
 	"github.com/cebm/cebm/train/model"
 )
@@ -123,5 +128,46 @@ func TestExportOnly(t *testing.T) {
 	}
 	if _, err := runCmd(t, nil, "train", "--out", t.TempDir(), "--export-only", "--export", plain); err == nil || !strings.Contains(err.Error(), "checkpoint") {
 		t.Errorf("no checkpoint: err = %v", err)
+	}
+}
+
+// TestTrainPrintsValidation: a run ends with one line on stdout giving the
+// validation 1-NN of its exported model beside the pixels', the same
+// figures eval's suite computes on that split; --no-eval leaves it out.
+func TestTrainPrintsValidation(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"train", "--quiet", "--data", "mnist", "--out", dir, "--steps", "2", "--sgld-steps", "2",
+		"--batch", "8", "--buffer", "16", "--train-limit", "400", "--threads", "1"}
+	stdout, err := runCmd(t, nil, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^validation 1-NN \(mnist, 200 train\[200:400\] images against 200 before them\): posterior means (0\.\d{4}|1\.0000), pixels (0\.\d{4}|1\.0000) \(\d+ s\)\n\z`).FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("stdout of the run:\n%s", stdout)
+	}
+	set, err := data.Load("mnist", "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit, _ := set.Slice(0, 200)
+	val, _ := set.Slice(200, 400)
+	r, err := eval.Run(context.Background(), eval.Options{Model: filepath.Join(dir, train.ModelFile), Train: fit, Test: val, Threads: 1, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%.4f", r.KNN1Accuracy); m[1] != want {
+		t.Errorf("the run printed posterior means' 1-NN %s; eval's suite on the same split %s", m[1], want)
+	}
+	if want := fmt.Sprintf("%.4f", r.PixelKNN1Accuracy); m[2] != want {
+		t.Errorf("the run printed pixels' 1-NN %s; eval's suite on the same split %s", m[2], want)
+	}
+	if r.PixelKNN1Accuracy < 0.6 {
+		t.Errorf("pixels' 1-NN %.4f on 200 MNIST images: the split is not mixed", r.PixelKNN1Accuracy)
+	}
+
+	stdout, err = runCmd(t, nil, append(args, "--resume", "--steps", "3", "--no-eval")...)
+	if err != nil || stdout != "" {
+		t.Errorf("--no-eval: err %v, stdout %q", err, stdout)
 	}
 }
