@@ -14,13 +14,14 @@ import (
 )
 
 // printValidation ends a training run: the 1-NN accuracy of the exported
-// model's posterior means on the validation split of the run's training
-// images (the last 10,000 against the ones before them: for all of MNIST,
-// train[50000:60000] against the first 50,000, as `cebm eval --split val`;
-// with --train-limit, within the first --train-limit images), with the
-// pixels' beside it, as one line on stdout. It does not fail the run,
-// whose model is already written: an interrupted run (ctx ended), a set
-// too small or an error is said on the log.
+// model's posterior means on the data set's validation split (its last
+// 10,000 training images against the ones before them: for MNIST
+// train[50000:60000] against the first 50,000, which the presets' runs
+// leave out with --train-limit 50000), the figure `cebm eval --split val`
+// prints, with the pixels' beside it, as one line on stdout. It is the
+// whole data set's split whatever --train-limit the run had. It does not
+// fail the run, whose model is already written: an interrupted run (ctx
+// ended), a set too small or an error is said on the log.
 func printValidation(ctx context.Context, tc *trainConfig, set *data.Set, stdout io.Writer, log *slog.Logger) {
 	if tc.NoEval {
 		return
@@ -28,15 +29,6 @@ func printValidation(ctx context.Context, tc *trainConfig, set *data.Set, stdout
 	if ctx.Err() != nil {
 		log.Info("interrupted: no validation 1-NN (cebm eval --split val computes it)")
 		return
-	}
-	if n := tc.Run.Run.TrainLimit; n > 0 && n < set.N {
-		first, err := set.Slice(0, n)
-		if err != nil {
-			log.Error("validation 1-NN", "err", err)
-			return
-		}
-		first.Split = set.Split // its images keep their numbers: train[a:b]
-		set = first
 	}
 	if eval.ValidationImages(set.N) < 1 {
 		log.Warn("no validation 1-NN: too few training images", "images", set.N)

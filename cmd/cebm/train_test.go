@@ -2,18 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/cebm/cebm/data"
-	"github.com/cebm/cebm/eval"
 	"github.com/cebm/cebm/train"
 	"github.com/cebm/cebm/train/model"
 )
@@ -92,7 +89,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 func TestExportOnly(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"train", "--quiet", "--data", "mnist", "--out", dir, "--steps", "2", "--sgld-steps", "2",
-		"--batch", "8", "--buffer", "16", "--ema", "0.5", "--train-limit", "200", "--threads", "1"}
+		"--batch", "8", "--buffer", "16", "--ema", "0.5", "--train-limit", "200", "--threads", "1", "--no-eval"}
 	if _, err := runCmd(t, nil, args...); err != nil {
 		t.Fatal(err)
 	}
@@ -132,40 +129,27 @@ func TestExportOnly(t *testing.T) {
 }
 
 // TestTrainPrintsValidation: a run ends with one line on stdout giving the
-// validation 1-NN of its exported model beside the pixels', the same
-// figures eval's suite computes on that split; --no-eval leaves it out.
+// validation 1-NN of its exported model, MNIST's last 10,000 training
+// images against the 50,000 before them whatever --train-limit the run
+// had, beside the pixels' (0.9712, as cebm eval --split val prints it);
+// --no-eval leaves it out.
 func TestTrainPrintsValidation(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"train", "--quiet", "--data", "mnist", "--out", dir, "--steps", "2", "--sgld-steps", "2",
-		"--batch", "8", "--buffer", "16", "--train-limit", "400", "--threads", "1"}
+		"--batch", "8", "--buffer", "16", "--train-limit", "400"}
 	stdout, err := runCmd(t, nil, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^validation 1-NN \(mnist, 200 train\[200:400\] images against 200 before them\): posterior means (0\.\d{4}|1\.0000), pixels (0\.\d{4}|1\.0000) \(\d+ s\)\n\z`).FindStringSubmatch(stdout)
+	m := regexp.MustCompile(`^validation 1-NN \(mnist, 10000 train\[50000:60000\] images against 50000 before them\): posterior means (0\.\d{4}), pixels 0\.9712 \(\d+ s\)\n\z`).FindStringSubmatch(stdout)
 	if m == nil {
 		t.Fatalf("stdout of the run:\n%s", stdout)
 	}
-	set, err := data.Load("mnist", "train")
-	if err != nil {
-		t.Fatal(err)
+	// Two updates from a random start: far above chance (random
+	// convolutional features), below the pixels.
+	if acc, _ := strconv.ParseFloat(m[1], 64); acc < 0.5 || acc > 0.9712 {
+		t.Errorf("posterior means' validation 1-NN %v after two updates", acc)
 	}
-	fit, _ := set.Slice(0, 200)
-	val, _ := set.Slice(200, 400)
-	r, err := eval.Run(context.Background(), eval.Options{Model: filepath.Join(dir, train.ModelFile), Train: fit, Test: val, Threads: 1, Log: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := fmt.Sprintf("%.4f", r.KNN1Accuracy); m[1] != want {
-		t.Errorf("the run printed posterior means' 1-NN %s; eval's suite on the same split %s", m[1], want)
-	}
-	if want := fmt.Sprintf("%.4f", r.PixelKNN1Accuracy); m[2] != want {
-		t.Errorf("the run printed pixels' 1-NN %s; eval's suite on the same split %s", m[2], want)
-	}
-	if r.PixelKNN1Accuracy < 0.6 {
-		t.Errorf("pixels' 1-NN %.4f on 200 MNIST images: the split is not mixed", r.PixelKNN1Accuracy)
-	}
-
 	stdout, err = runCmd(t, nil, append(args, "--resume", "--steps", "3", "--no-eval")...)
 	if err != nil || stdout != "" {
 		t.Errorf("--no-eval: err %v, stdout %q", err, stdout)
