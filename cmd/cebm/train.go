@@ -68,7 +68,7 @@ func parseTrainFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.StringVar(&c.Export, "export", "", "also write the trained encoder here (e.g. models/mnist-cebm.onnx)")
 	fs.BoolVar(&c.ExportOnly, "export-only", false, "write --export from the checkpoint in --out (with --ema, --init-share applied) and train nothing")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress bar")
-	fs.BoolVar(&c.NoEval, "no-eval", false, "skip the validation 1-NN that ends a run (the last 10,000 of its training images against the ones before them, as cebm eval --split val; 15 s to a minute for MNIST)")
+	fs.BoolVar(&c.NoEval, "no-eval", false, "skip the validation 1-NN that ends a run (the last 10,000 of its training images against the ones before them, as cebm eval --split val; under a minute for MNIST)")
 	deprecatedFlag(fs, "model", "kind", stderr, func(v string) error {
 		c.Run.Model.Kind = model.Kind(v)
 		return nil
