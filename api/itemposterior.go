@@ -36,17 +36,9 @@ func isItemID(id string) bool {
 // is the vector the index holds; an added item's differs from it by the
 // rounding of its input to 8 bits.
 func (s *Server) handleItemPosterior(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.model()
+	b, id, pix, err := s.itemImage(r)
 	if err != nil {
 		return err
-	}
-	st, id, err := s.item(r)
-	if err != nil {
-		return err
-	}
-	pix, ok := s.itemPixels(st, id)
-	if !ok {
-		return problem(kindNotFound, fmt.Sprintf("Index item %d has no stored image to compute its posterior from; GET /index/items/%d has its posterior mean.", id, id))
 	}
 	m := b.Model()
 	if len(pix) != m.InputSize() {
@@ -65,4 +57,23 @@ func (s *Server) handleItemPosterior(w http.ResponseWriter, r *http.Request) err
 	p.OOD = s.ood(res[0].Energy, s.nearest(res[0].Latent, 1)[0])
 	writeJSON(w, http.StatusOK, p)
 	return nil
+}
+
+// itemImage is the model and the stored 8-bit image (the model's input) of
+// the index item that r's {id} names, or the problem: not ready, no such
+// item, or an item without a stored image.
+func (s *Server) itemImage(r *http.Request) (*encoder.Batcher, int, []uint8, error) {
+	b, err := s.model()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st, id, err := s.item(r)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	pix, ok := s.itemPixels(st, id)
+	if !ok {
+		return nil, 0, nil, problem(kindNotFound, fmt.Sprintf("Index item %d has no stored image; GET /index/items/%d has its posterior mean.", id, id))
+	}
+	return b, id, pix, nil
 }
