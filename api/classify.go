@@ -307,17 +307,9 @@ func (s *Server) itemPixels(st *indexState, id int) ([]uint8, bool) {
 // handleItemImage is GET /index/items/{id}/image: the item's image as a
 // PNG, as the model sees it.
 func (s *Server) handleItemImage(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.model()
+	b, _, pix, err := s.itemImage(r)
 	if err != nil {
 		return err
-	}
-	st, id, err := s.item(r)
-	if err != nil {
-		return err
-	}
-	pix, ok := s.itemPixels(st, id)
-	if !ok {
-		return problem(kindNotFound, fmt.Sprintf("Index item %d has no stored image.", id))
 	}
 	img, err := pixelImage(pix, b.Model().InputShape)
 	if err != nil {

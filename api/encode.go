@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 
 	"github.com/cebm/cebm/api/wire"
 	"github.com/cebm/cebm/encoder"
-	"github.com/cebm/cebm/store"
 )
 
 // handleEncode is POST /encode: each image's id and posterior.
@@ -41,17 +39,14 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handlePosterior is GET /posterior/{id}: a stored posterior.
+// handlePosterior is GET /posterior/{id}: a stored posterior, or an index
+// item's (itemposterior.go).
 func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	res, err := s.store.Get(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		if n, e := strconv.Atoi(id); e == nil && n >= 0 {
-			if st := s.state.Load(); st != nil && n < st.ix.Len() {
-				return problem(kindUnknownID, fmt.Sprintf("%d is an index item's id (as in /classify-knn's neighbours), not a posterior's: GET /index/items/%d has its label and posterior mean, /index/items/%d/image its picture. Posterior ids are the ids /encode answers.", n, n, n))
-			}
-		}
+	if isItemID(id) {
+		return s.handleItemPosterior(w, r)
 	}
+	res, err := s.store.Get(r.Context(), id)
 	if err != nil {
 		return storeProblem(err)
 	}
@@ -59,6 +54,17 @@ func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
 	p.OOD = s.ood(res.Energy, s.nearest(res.Latent, 1)[0])
 	writeJSON(w, http.StatusOK, p)
 	return nil
+}
+
+// batcherProblem is the answer to an error of the batcher.
+func batcherProblem(err error) error {
+	switch {
+	case errors.Is(err, encoder.ErrQueueFull):
+		return retryable(kindOverloaded, "The encoder queue is full; retry after the indicated delay.", 1)
+	case errors.Is(err, encoder.ErrClosed):
+		return retryable(kindNotReady, "The server is shutting down.", 5)
+	}
+	return err
 }
 
 var errNoImage = problem(kindInvalid, "The request holds no image.")
@@ -81,13 +87,8 @@ func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]e
 	}
 	endSpan(span, nil)
 	res, timing, err := b.EncodeTimed(ctx, inputs)
-	switch {
-	case errors.Is(err, encoder.ErrQueueFull):
-		return nil, nil, retryable(kindOverloaded, "The encoder queue is full; retry after the indicated delay.", 1)
-	case errors.Is(err, encoder.ErrClosed):
-		return nil, nil, retryable(kindNotReady, "The server is shutting down.", 5)
-	case err != nil:
-		return nil, nil, err
+	if err != nil {
+		return nil, nil, batcherProblem(err)
 	}
 	s.traceBatch(ctx, timing, len(inputs))
 	sctx, span := s.startSpan(ctx, "store put")

@@ -207,6 +207,33 @@ func TestPage(t *testing.T) {
 	if shown.Points != 2000 || len(shown.Query) != 2 || shown.Neighbors != 5 || dark < 50 || colours < 10 {
 		t.Errorf("map after a digit: %+v, %d dark pixels (the rings), %d colours", shown, dark, colours)
 	}
+	// The map's key: every class by its name, in the colour its points
+	// are drawn in (a point alone: that colour at half opacity over white,
+	// found on the canvas), then the image's and the neighbours' rings.
+	var key []struct {
+		Label, Text string
+		Colour      []int
+		OnMap       int
+	}
+	eval(ctx, `(() => { const d = document.getElementById('map').getContext('2d').getImageData(0, 0, 360, 360).data;
+		return [...document.querySelectorAll('#map-key li')].map((li) => {
+			const c = (getComputedStyle(li.firstChild).backgroundColor.match(/[0-9.]+/g) || []).map(Number);
+			const h = c.slice(0, 3).map((v) => (v + 255) / 2);
+			let n = 0;
+			for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - h[0]) <= 3 && Math.abs(d[i+1] - h[1]) <= 3 && Math.abs(d[i+2] - h[2]) <= 3) n++;
+			return { Label: li.dataset.label || '', Text: li.textContent, Colour: c, OnMap: n };
+		}); })()`, &key)
+	if len(key) != 12 || key[10].Text != "your image" || key[11].Text != "its nearest reference images" {
+		t.Fatalf("the map's key: %+v", key)
+	}
+	seen := map[string]bool{}
+	for l, e := range key[:10] {
+		c := fmt.Sprint(e.Colour)
+		if e.Label != fmt.Sprint(l) || e.Text != fmt.Sprint(l) || len(e.Colour) != 3 || seen[c] || e.OnMap < 5 {
+			t.Errorf("key entry %d: %+v (a class name, a colour of its own, %d canvas pixels of it)", l, e, e.OnMap)
+		}
+		seen[c] = true
+	}
 	shot(ctx, "digit.png")
 	if p := os.Getenv("CEBM_SCREENSHOT"); p != "" {
 		b, _ := os.ReadFile(filepath.Join(shots, "digit.png"))

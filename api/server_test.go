@@ -147,11 +147,7 @@ func TestEndpoints(t *testing.T) {
 		if w.Code != 404 || !strings.Contains(w.Body.String(), "unknown-id") {
 			t.Fatalf("unknown id: %d %s", w.Code, w.Body)
 		}
-		// An index item's id (a neighbour's) is pointed to its own route.
-		w = do(t, s, req("GET", "/posterior/7", "", nil))
-		if w.Code != 404 || !strings.Contains(decode[Problem](t, w).Detail, "GET /index/items/7 has its label and posterior mean") {
-			t.Fatalf("an index item's id: %d %s", w.Code, w.Body)
-		}
+		// An index item's id (a neighbour's): TestItemPosterior.
 	})
 	t.Run("classify", func(t *testing.T) {
 		id := encodeID(t)

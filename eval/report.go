@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -88,16 +89,20 @@ func probeCells(acc, std map[string]float64) string {
 	return strings.Join(cells, " | ")
 }
 
+// querySplit is the split 1-NN queried: "test", or a validation split
+// such as "train[50000:60000]" (reports written before the field: test).
+func (r *Report) querySplit() string { return cmp.Or(r.QuerySplit, "test") }
+
 // Markdown is results.md: the figures of a report beside the paper's.
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("# Evaluation of `%s`\n\n", r.Model)
 	w("- model: %s, trained on %s for %d steps (%.0f s of training); sha256 `%.16s…`\n", r.Kind, r.Data, r.Steps, r.TrainWallTime, r.Digest)
-	w("- evaluated on %s: %d test images against %d training images; the evaluation took %.1f s\n", r.Data, r.TestImages, r.TrainImages, r.Seconds)
+	w("- evaluated on %s: %d %s images against %d training images; the evaluation took %.1f s\n", r.Data, r.TestImages, r.querySplit(), r.TrainImages, r.Seconds)
 	w("- the paper's figures (Wu et al. 2021) are for models trained 90k steps on a GPU\n\n")
 
-	w("## 1-NN accuracy (%%), test against train, squared L2\n\n")
+	w("## 1-NN accuracy (%%), %s against the training images, squared L2\n\n", r.querySplit())
 	w("| representation | ours | paper |\n|---|---|---|\n")
 	w("| %s latent (posterior mean) | %s | %s |\n", r.Kind, pct(r.KNN1Accuracy), paperKNN(r.Kind, r.Data))
 	for _, bl := range r.Baselines {
@@ -117,7 +122,7 @@ func (r *Report) Markdown() string {
 	w("\n")
 
 	if r.ProbeAccuracy != nil {
-		w("## Linear probe accuracy (%%) on the whole test split\n\n")
+		w("## Linear probe accuracy (%%) on the whole %s split\n\n", r.querySplit())
 		w("Multinomial logistic regression (L-BFGS, gonum/optimize; mean cross-entropy + %g/2·‖W‖², at most %d iterations, %d for pixels) on features standardised with the whole training split's mean and deviation; few-label columns are the mean ± std over %d seeded subsets of that many labelled training images per class.\n\n",
 			r.Settings.ProbeL2, r.Settings.ProbeMaxIter, r.Settings.PixelMaxIter, r.Settings.ProbeSeeds)
 		w("| representation | 1 | 10 | 100 | full | paper (1 / 10 / 100 / full) |\n|---|---|---|---|---|---|\n")
@@ -136,8 +141,8 @@ func (r *Report) Markdown() string {
 
 	if r.OODAUROC != nil {
 		w("## Out-of-distribution detection: AUROC (×100)\n\n")
-		w("In-distribution (positives): %d images of the %s test split. Scores −E(x) and −‖∇x E(x)‖ (higher = more in-distribution), ties counted ½. ",
-			r.OODImages["in-distribution"], r.Data)
+		w("In-distribution (positives): %d images of the %s %s split. Scores −E(x) and −‖∇x E(x)‖ (higher = more in-distribution), ties counted ½. ",
+			r.OODImages["in-distribution"], r.Data, r.querySplit())
 		w("Constant images: one U(−1, 1) value per image; uniform: U(−1, 1) per pixel. The paper's figures are for models trained on Fashion-MNIST.\n\n")
 		w("| OOD set (images) | model | −E | −‖∇E‖ | paper −E | paper −‖∇E‖ |\n|---|---|---|---|---|---|\n")
 		row := func(name, model, kind string, s OODScore) {
@@ -164,7 +169,7 @@ func (r *Report) Markdown() string {
 		w("## Pictures\n\n")
 		w("1-NN confusion matrix in latent space (rows: true class, fractions of the row):\n\n![confusion](%s)\n\n", r.Pictures["confusion"])
 		w("The same in pixel space:\n\n![pixel confusion](%s)\n\n", r.Pictures["pixel_confusion"])
-		w("t-SNE map of %d test posterior means (exact t-SNE, perplexity %g), coloured by class:\n\n![t-SNE](%s)\n\n", r.Settings.TSNEPoints, r.Settings.TSNEPerplex, r.Pictures["latent_map"])
+		w("t-SNE map of %d %s posterior means (exact t-SNE, perplexity %g), coloured by class:\n\n![t-SNE](%s)\n\n", r.Settings.TSNEPoints, r.querySplit(), r.Settings.TSNEPerplex, r.Pictures["latent_map"])
 		if r.Pictures["samples"] == "" {
 			w("No SGLD samples: the model carries no training config to rebuild its energy gradient from.\n\n")
 		} else {

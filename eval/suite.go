@@ -190,12 +190,13 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 
 	classes := len(opt.Train.Classes)
+	t0 := time.Now()
 	pixel, err := KNN(ctx, opt.Train.Images, opt.Train.Labels, opt.Test.Images, opt.Test.Labels, opt.Train.Size(), 1, classes)
 	if err != nil {
 		return nil, err
 	}
 	r.PixelKNN1Accuracy, r.PixelConfusion = pixel.Accuracy, pixel.Confusion
-	logf("1-NN, pixel space: %.4f", r.PixelKNN1Accuracy)
+	logf("1-NN, pixel space: %.1f s", time.Since(t0).Seconds())
 	timing("pixel_knn")
 	if opt.Probe {
 		po := opt
@@ -279,6 +280,7 @@ func pcaBaseline(ctx context.Context, opt Options, r *Report, logf func(string, 
 		return err
 	}
 	logf("PCA: %d directions fitted on %d images and %d images projected in %.1f s", kMax, r.Settings.PCAImages, opt.Train.N+opt.Test.N, time.Since(t0).Seconds())
+	t0 = time.Now()
 	field := map[int]*float64{30: &r.PCA30KNN1Accuracy, 50: &r.PCA50KNN1Accuracy, 80: &r.PCA80KNN1Accuracy}
 	for _, k := range PCAComponents {
 		knn, err := KNN(ctx, prefix(zTrain, kMax, k), opt.Train.Labels, prefix(zTest, kMax, k), opt.Test.Labels, k, 1, classes)
@@ -286,8 +288,8 @@ func pcaBaseline(ctx context.Context, opt Options, r *Report, logf func(string, 
 			return err
 		}
 		*field[k] = knn.Accuracy
-		logf("1-NN, PCA-%d of pixels: %.4f", k, knn.Accuracy)
 	}
+	logf("1-NN, PCA-30/50/80 of pixels: %.1f s", time.Since(t0).Seconds())
 	k := PCAProbeComponents
 	var top float64
 	for _, v := range p.Variances[:k] {
@@ -332,6 +334,7 @@ func evalModel(ctx context.Context, opt Options, path string, needEnergy bool, l
 	}
 	mr.Model, mr.Kind, mr.Steps, mr.TrainWallTime, mr.Digest = path, string(m.Kind), m.Steps, m.WallTime, m.Digest
 	const batch = 500
+	t0 := time.Now()
 	zTrain, err := m.Latents(ctx, opt.Train.Images, opt.Train.N, batch)
 	if err != nil {
 		return mr, nil, nil, err
@@ -346,7 +349,7 @@ func evalModel(ctx context.Context, opt Options, path string, needEnergy bool, l
 		return mr, nil, nil, err
 	}
 	mr.KNN1Accuracy, mr.Confusion = knn.Accuracy, knn.Confusion
-	logf("%s: 1-NN, latent space: %.4f", path, mr.KNN1Accuracy)
+	logf("%s: latents of %d images and their 1-NN: %.1f s", path, opt.Train.N+opt.Test.N, time.Since(t0).Seconds())
 	if opt.Probe {
 		mr.ProbeAccuracy, mr.ProbeStd, err = probes(ctx, opt, zTrain, zTest, m.LatentDim, path, logf)
 		if err != nil {
@@ -378,6 +381,7 @@ func probes(ctx context.Context, opt Options, train, test []float32, dim int, wh
 	st := FitStandardizer(train, dim)
 	xTest := st.Apply(test, nil)
 	acc, std = map[string]float64{}, map[string]float64{}
+	t0 := time.Now()
 	for _, k := range opt.ProbeLabels {
 		sc, err := FewLabelProbe(ctx, st, train, opt.Train.Labels, xTest, opt.Test.Labels, classes, k, opt.ProbeSeeds, opt.ProbeOpt)
 		if err != nil {
@@ -385,14 +389,15 @@ func probes(ctx context.Context, opt Options, train, test []float32, dim int, wh
 		}
 		key := strconv.Itoa(k)
 		acc[key], std[key] = sc.Mean, sc.Std
-		logf("%s: probe, %d labels per class: %.4f ± %.4f", what, k, sc.Mean, sc.Std)
+		logf("%s: probes, %d labels per class: %.1f s", what, k, time.Since(t0).Seconds())
+		t0 = time.Now()
 	}
 	p, err := TrainProbe(ctx, st.Apply(train, nil), opt.Train.Labels, classes, opt.ProbeOpt)
 	if err != nil {
 		return nil, nil, err
 	}
 	acc["full"] = p.Accuracy(xTest, opt.Test.Labels)
-	logf("%s: probe, full training set: %.4f", what, acc["full"])
+	logf("%s: probe, full training set: %.1f s", what, time.Since(t0).Seconds())
 	return acc, std, nil
 }
 
@@ -412,13 +417,12 @@ func ood(ctx context.Context, opt Options, em *EnergyModel, logf func(string, ..
 	sets = append(sets,
 		OODSet{Name: "constant", X: ConstantImages(opt.OODN, per, rng)},
 		OODSet{Name: "uniform", X: UniformNoise(opt.OODN, per, rng)})
+	t0 := time.Now()
 	res, err := em.OOD(ctx, in, sets, 100)
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range sets {
-		logf("OOD vs %s: AUROC −E %.4f, −‖∇E‖ %.4f", s.Name, res[s.Name].NegEnergy, res[s.Name].NegGradNorm)
-	}
+	logf("OOD scores against %d sets: %.1f s", len(sets), time.Since(t0).Seconds())
 	return res, nil
 }
 
@@ -441,12 +445,12 @@ func pictures(ctx context.Context, opt Options, r *Report, em *EnergyModel, zTes
 	r.Pictures = map[string]string{}
 	base := filepath.Base(opt.Model)
 	if err := ConfusionPNG(filepath.Join(opt.Out, ConfusionFile), r.Confusion, r.Classes,
-		fmt.Sprintf("1-NN confusion, %s latent space, %s test (accuracy %.4f)", base, r.Data, r.KNN1Accuracy)); err != nil {
+		fmt.Sprintf("1-NN confusion, %s latent space, %s %s (accuracy %.4f)", base, r.Data, r.querySplit(), r.KNN1Accuracy)); err != nil {
 		return err
 	}
 	r.Pictures["confusion"] = ConfusionFile
 	if err := ConfusionPNG(filepath.Join(opt.Out, PixelConfusionFile), r.PixelConfusion, r.Classes,
-		fmt.Sprintf("1-NN confusion, pixel space, %s test (accuracy %.4f)", r.Data, r.PixelKNN1Accuracy)); err != nil {
+		fmt.Sprintf("1-NN confusion, pixel space, %s %s (accuracy %.4f)", r.Data, r.querySplit(), r.PixelKNN1Accuracy)); err != nil {
 		return err
 	}
 	r.Pictures["pixel_confusion"] = PixelConfusionFile
@@ -471,7 +475,7 @@ func pictures(ctx context.Context, opt Options, r *Report, em *EnergyModel, zTes
 	}
 	r.Settings.TSNEPoints, r.Settings.TSNEPerplex = k, to.Perplexity
 	if err := ScatterPNG(filepath.Join(opt.Out, MapFile), xy, labels, r.Classes,
-		fmt.Sprintf("t-SNE of %d %s test posterior means (%s, perplexity %g)", k, r.Data, base, to.Perplexity),
+		fmt.Sprintf("t-SNE of %d %s %s posterior means (%s, perplexity %g)", k, r.Data, r.querySplit(), base, to.Perplexity),
 		"t-SNE 1", "t-SNE 2"); err != nil {
 		return err
 	}

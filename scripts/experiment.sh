@@ -35,7 +35,7 @@ for m in $marks; do
   threads=()
   [ -n "${THREADS_FILE:-}" ] && [ -f "$THREADS_FILE" ] && threads=(--threads "$(cat "$THREADS_FILE")")
   rm -f "$dir/model-last.onnx" "$dir"/model-init*.onnx
-  "$bin" train --quiet --data "$data" --out "$dir" --steps 0 --duration "$((m - prev))m" $resume "${limit[@]}" "$@" "${threads[@]}" >>"$dir.log" 2>&1
+  "$bin" train --quiet --no-eval --data "$data" --out "$dir" --steps 0 --duration "$((m - prev))m" $resume "${limit[@]}" "$@" "${threads[@]}" >>"$dir.log" 2>&1
   prev=$m
   # Training minutes so far, from the last metrics line (evaluations excluded).
   mins=$(tail -n 1 "$dir/metrics.jsonl" | sed -n 's/.*"elapsed_s":\([0-9.]*\).*/\1/p' | awk '{printf "%.1f", $1/60}')

@@ -158,9 +158,39 @@ async function loadMap() {
     state.map = m;
     state.mapShown = { points: m.points.length, query: null, neighbors: 0 };
     drawMap(null, []);
+    drawKey();
   } catch (e) {
     if (!(e instanceof KeyNeeded)) $('map-legend').textContent = 'Map unavailable: ' + e.message;
   }
+}
+
+// The map's key: a swatch per class on the map, named as the model names
+// its classes (once /models has answered), then the image's and its
+// neighbours' rings as drawMap draws them.
+function drawKey() {
+  const m = state.map;
+  if (!m) return;
+  const labels = [...new Set(m.points.map((p) => p.label))].sort((a, b) => a - b);
+  const entry = (marker, text) => {
+    const li = document.createElement('li');
+    li.append(marker, document.createTextNode(text));
+    return li;
+  };
+  const marker = (cls, colour) => {
+    const span = document.createElement('span');
+    span.className = cls;
+    span.setAttribute('aria-hidden', 'true');
+    if (colour) span.style.background = colour;
+    return span;
+  };
+  $('map-key').replaceChildren(
+    ...labels.map((l) => {
+      const li = entry(marker('swatch', classColours[((l % 10) + 10) % 10]), (state.classes && state.classes[l]) || String(l));
+      li.dataset.label = String(l);
+      return li;
+    }),
+    entry(marker('ring query'), 'your image'),
+    entry(marker('ring neighbour'), 'its nearest reference images'));
 }
 
 function drawMap(query, neighbors) {
@@ -210,6 +240,8 @@ async function loadModel() {
   try {
     const m = (await (await api('/models')).json()).models[0];
     if (Array.isArray(m.classes) && !m.classes.every((c) => /^[0-9]$/.test(c))) state.notA = 'not one of its classes';
+    if (Array.isArray(m.classes)) state.classes = m.classes;
+    drawKey();
     $('model').replaceChildren(...Object.entries(m).filter(([, v]) => v !== null && typeof v !== 'object').flatMap(([k, v]) => {
       const dt = document.createElement('dt');
       dt.textContent = k.replaceAll('_', ' ');

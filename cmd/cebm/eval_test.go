@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +225,63 @@ func TestEvalCancel(t *testing.T) {
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Errorf("cancelled after %v: %s holds %v", after, dir, entries)
 		}
+	}
+}
+
+// TestEvalPrintsOnce: eval's results go to stdout once (the table, or
+// --json alone); stderr carries progress, never a figure; and --split val
+// says "test" nowhere: not in its output, results.md or results.json's
+// values.
+func TestEvalPrintsOnce(t *testing.T) {
+	dir := t.TempDir()
+	set := writeFolderSet(t, filepath.Join(dir, "set"), 5, 4)
+	figure := regexp.MustCompile(`\d\.\d{4}`) // accuracies are printed with four decimals, timings with one
+	evalOut := func(args ...string) (string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), append([]string{"eval", "--model", shippedModel, "--data", set}, args...), os.Getenv, &stdout, &stderr); err != nil {
+			t.Fatalf("eval %q: %v\n%s", args, err, stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+
+	stdout, stderr := evalOut()
+	if n := strings.Count(stdout, "1-NN accuracy, latent space: "); n != 1 {
+		t.Errorf("the latent 1-NN is printed %d times on stdout:\n%s", n, stdout)
+	}
+	if f := figure.FindAllString(stderr, -1); len(f) > 0 || !strings.Contains(stderr, "1-NN, pixel space: ") {
+		t.Errorf("stderr holds figures %v (or no progress):\n%s", f, stderr)
+	}
+
+	stdout, stderr = evalOut("--json")
+	var r map[string]any
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Errorf("--json: stdout is not JSON alone (%v):\n%s", err, stdout)
+	}
+	if f := figure.FindAllString(stderr, -1); len(f) > 0 {
+		t.Errorf("--json: stderr holds figures %v:\n%s", f, stderr)
+	}
+
+	out := filepath.Join(dir, "val")
+	stdout, stderr = evalOut("--split", "val", "--val-n", "20", "--out", out, "--suite", "pictures",
+		"--tsne-n", "20", "--tsne-iters", "30", "--chains", "2", "--chain-steps", "2")
+	md, err := os.ReadFile(filepath.Join(out, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// results.json's key test_images is its schema's name for the queries'
+	// count (query_split names them); no value says "test".
+	js = bytes.ReplaceAll(js, []byte(`"test_images"`), nil)
+	for what, s := range map[string]string{"stdout": stdout, "stderr": stderr, "results.md": string(md), "results.json": string(js)} {
+		if strings.Contains(s, "test") {
+			t.Errorf("--split val: %s says \"test\":\n%s", what, s)
+		}
+	}
+	if !strings.Contains(string(md), "train[30:50]") {
+		t.Errorf("results.md does not name the validation split train[30:50]:\n%s", md)
 	}
 }

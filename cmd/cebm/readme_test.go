@@ -42,7 +42,8 @@ func readmeExamples(t *testing.T) string {
 // the server's address is replaced. Each command must succeed and answer
 // what the README says: a seven is a 7, the /encode id is served by
 // GET /posterior/{id}, reference item 0 is MNIST's first training image (a
-// 5), a blank page is flagged for its low energy.
+// 5) and GET /posterior/0 its posterior, a blank page is flagged for its
+// low energy.
 func TestREADMEExamples(t *testing.T) {
 	if _, err := os.Stat(shippedModel); err != nil {
 		t.Skip("no shipped model")
@@ -94,6 +95,7 @@ func TestREADMEExamples(t *testing.T) {
 		"seven.png's /classify-knn label 7, in distribution": `"label":7,[^\n]*"out_of_distribution":false`,
 		"a posterior from /encode and GET /posterior/{id}":   `(?s)"natural_params".*"natural_params"`,
 		"reference item 0, a 5":                              `"id":0,"label":5`,
+		"reference item 0's posterior from GET /posterior/0": `"id":"0","energy":[^\n]*"natural_params"`,
 		"the blank page flagged for its low energy":          `"out_of_distribution":true,"reason":"energy too low"`,
 		"the CLI's table: seven.png labelled 7":              `examples/seven.png\s+7\s`,
 		"the CLI's table: two.png labelled 2":                `examples/two.png\s+2\s`,

@@ -35,6 +35,7 @@ type trainConfig struct {
 	// trains nothing.
 	ExportOnly bool
 	Quiet      bool
+	NoEval     bool            // no validation 1-NN at the end (train_eval.go)
 	given      map[string]bool // flags set on the command line or environment
 }
 
@@ -67,6 +68,7 @@ func parseTrainFlags(args []string, env func(string) string, stderr io.Writer) (
 	fs.StringVar(&c.Export, "export", "", "also write the trained encoder here (e.g. models/mnist-cebm.onnx)")
 	fs.BoolVar(&c.ExportOnly, "export-only", false, "write --export from the checkpoint in --out (with --ema, --init-share applied) and train nothing")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&c.NoEval, "no-eval", false, "skip the validation 1-NN that ends a run (the last 10,000 of its training images against the ones before them, as cebm eval --split val; under a minute for MNIST)")
 	deprecatedFlag(fs, "model", "kind", stderr, func(v string) error {
 		c.Run.Model.Kind = model.Kind(v)
 		return nil
@@ -195,6 +197,7 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 		}
 		log.Info("exported", "path", p, "steps", st.Step, "ema", 0)
 	}
+	printValidation(ctx, tc, set, stdout, log)
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -87,7 +89,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 func TestExportOnly(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"train", "--quiet", "--data", "mnist", "--out", dir, "--steps", "2", "--sgld-steps", "2",
-		"--batch", "8", "--buffer", "16", "--ema", "0.5", "--train-limit", "200", "--threads", "1"}
+		"--batch", "8", "--buffer", "16", "--ema", "0.5", "--train-limit", "200", "--threads", "1", "--no-eval"}
 	if _, err := runCmd(t, nil, args...); err != nil {
 		t.Fatal(err)
 	}
@@ -123,5 +125,33 @@ func TestExportOnly(t *testing.T) {
 	}
 	if _, err := runCmd(t, nil, "train", "--out", t.TempDir(), "--export-only", "--export", plain); err == nil || !strings.Contains(err.Error(), "checkpoint") {
 		t.Errorf("no checkpoint: err = %v", err)
+	}
+}
+
+// TestTrainPrintsValidation: a run ends with one line on stdout giving the
+// validation 1-NN of its exported model, MNIST's last 10,000 training
+// images against the 50,000 before them whatever --train-limit the run
+// had, beside the pixels' (0.9712, as cebm eval --split val prints it);
+// --no-eval leaves it out.
+func TestTrainPrintsValidation(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"train", "--quiet", "--data", "mnist", "--out", dir, "--steps", "2", "--sgld-steps", "2",
+		"--batch", "8", "--buffer", "16", "--train-limit", "400"}
+	stdout, err := runCmd(t, nil, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`^validation 1-NN \(mnist, 10000 train\[50000:60000\] images against 50000 before them\): posterior means (0\.\d{4}), pixels 0\.9712 \(\d+ s\)\n\z`).FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("stdout of the run:\n%s", stdout)
+	}
+	// Two updates from a random start: far above chance (random
+	// convolutional features), below the pixels.
+	if acc, _ := strconv.ParseFloat(m[1], 64); acc < 0.5 || acc > 0.9712 {
+		t.Errorf("posterior means' validation 1-NN %v after two updates", acc)
+	}
+	stdout, err = runCmd(t, nil, append(args, "--resume", "--steps", "3", "--no-eval")...)
+	if err != nil || stdout != "" {
+		t.Errorf("--no-eval: err %v, stdout %q", err, stdout)
 	}
 }
