@@ -139,6 +139,9 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	cfg := tc.Run
+	if err := cfg.Engine.Usable(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if tc.ExportOnly {
 		return exportCheckpoint(tc, env, log)
