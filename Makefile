@@ -91,11 +91,4 @@ train-mnist-gmm: build
 EVAL_OUT ?= runs/eval
 .PHONY: eval-models
 eval-models: build
-	@set -e; dirs=""; \
-	for m in models/*.onnx; do \
-		n=$$(basename $$m .onnx); \
-		echo "== $$m → $(EVAL_OUT)/$$n"; \
-		./$(BIN) eval --model $$m --out $(EVAL_OUT)/$$n; \
-		dirs="$$dirs $(EVAL_OUT)/$$n"; \
-	done; \
-	./$(BIN) eval --update-readme models/README.md $$dirs
+	./$(BIN) eval --models models --out $(EVAL_OUT) --update-readme models/README.md
