@@ -40,6 +40,7 @@ func commands() []command {
 		{"train", "train a model and export its encoder to ONNX", runTrain},
 		{"eval", "evaluate an exported model", runEval},
 		{"data", "list, verify and show data sets", runData},
+		{"experiment", "train a recipe in increments, 1-NN after each, into the lab book", runExperiment},
 		{"encode", "posteriors of image files, from a running server", runEncode},
 		{"classify", "k-NN labels of image files, from a running server", runClassify},
 		{"version", "the build, ONNX Runtime and the training engines in this binary", runVersion},
