@@ -18,7 +18,7 @@ func runVersion(_ context.Context, args []string, _ func(string) string, stdout,
 	if len(args) > 0 {
 		return fmt.Errorf("version: unexpected argument %q", args[0])
 	}
-	version, commit := "(devel)", "unknown"
+	version, commit := "(devel)", "unknown (built without VCS stamping)"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
 			version = bi.Main.Version
