@@ -16,7 +16,7 @@ import (
 )
 
 // LabPoint is one evaluation of a training run, a line of the lab book's
-// TSV (scripts/experiment.sh writes them):
+// TSV (package experiment writes them):
 //
 //	name  train_minutes  steps  knn1  pixel_knn1  split  flags
 type LabPoint struct {

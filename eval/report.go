@@ -294,7 +294,7 @@ func UpdateReadme(path, table string) error {
 	case i >= 0 && j > i:
 		out = append(append(append([]byte{}, old[:i]...), section...), old[j+len(ResultsEnd):]...)
 	case i < 0 && j < 0:
-		out = append(bytes.TrimRight(old, "\n"), []byte("\n\n## Evaluation results\n\nWritten by `make eval-models` (`cebm eval --out DIR` per model, then `cebm eval --update-readme`); do not edit by hand. Each model's results.md (its figures beside the paper's) and pictures are in the folder of the last column, written locally and not committed.\n\n"+section+"\n")...)
+		out = append(bytes.TrimRight(old, "\n"), []byte("\n\n## Evaluation results\n\nWritten by `make eval-models` (`cebm eval --models models --update-readme models/README.md`: each model with `--out DIR`, then the table); do not edit by hand. Each model's results.md (its figures beside the paper's) and pictures are in the folder of the last column, written locally and not committed.\n\n"+section+"\n")...)
 	default:
 		return fmt.Errorf("%s: unbalanced %s / %s markers", path, ResultsBegin, ResultsEnd)
 	}

@@ -14,7 +14,7 @@ func TestUpdateReadme(t *testing.T) {
 		bad                bool
 	}{
 		{"replace", "a\n" + ResultsBegin + "\nold\n" + ResultsEnd + "\nb\n", "a\n" + ResultsBegin + "\nNEW\n" + ResultsEnd + "\nb\n", false},
-		{"append", "a\n", "a\n\n## Evaluation results\n\nWritten by `make eval-models` (`cebm eval --out DIR` per model, then `cebm eval --update-readme`); do not edit by hand. Each model's results.md (its figures beside the paper's) and pictures are in the folder of the last column, written locally and not committed.\n\n" + ResultsBegin + "\nNEW\n" + ResultsEnd + "\n", false},
+		{"append", "a\n", "a\n\n## Evaluation results\n\nWritten by `make eval-models` (`cebm eval --models models --update-readme models/README.md`: each model with `--out DIR`, then the table); do not edit by hand. Each model's results.md (its figures beside the paper's) and pictures are in the folder of the last column, written locally and not committed.\n\n" + ResultsBegin + "\nNEW\n" + ResultsEnd + "\n", false},
 		{"unbalanced", "a\n" + ResultsEnd + "\n" + ResultsBegin + "\n", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

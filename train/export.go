@@ -2,6 +2,7 @@ package train
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 
 	"github.com/cebm/cebm/data"
@@ -59,6 +60,47 @@ func ExportModel(path string, st *State, classes []string) error {
 		return err
 	}
 	return export.Write(path, m, params, meta)
+}
+
+// ExportCheckpoint writes to path the encoder of the checkpoint in the run
+// folder dir, with change (may be nil) applied to its recipe first (the
+// settings a resume may change: the moving average, the initial
+// parameters' share); the class names come from the recipe's data set
+// (loaded with data.LoadEnv). It trains nothing.
+func ExportCheckpoint(dir, path string, change func(*Config), env func(string) string) (*State, error) {
+	st, err := LoadCheckpoint(filepath.Join(dir, CheckpointFile))
+	if err != nil {
+		return nil, err
+	}
+	if change != nil {
+		change(&st.Config)
+	}
+	if err := st.Config.Validate(); err != nil {
+		return nil, err
+	}
+	set, err := data.LoadEnv(st.Config.Run.Data, "test", env) // for its class names
+	if err != nil {
+		return nil, err
+	}
+	if err := ExportModel(path, st, set.Classes); err != nil {
+		return nil, fmt.Errorf("export %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// LoadImages loads the training split of the run's data set (data.LoadEnv),
+// keeping its first TrainLimit images when that is set.
+func LoadImages(r RunConfig, env func(string) string) (Images, error) {
+	set, err := data.LoadEnv(r.Data, "train", env)
+	if err != nil {
+		return Images{}, err
+	}
+	imgs := Images{X: set.Images, N: set.N, Classes: set.Classes}
+	if r.TrainLimit > 0 && r.TrainLimit < set.N {
+		imgs.N = r.TrainLimit
+		imgs.X = set.Images[:imgs.N*set.Size()]
+	}
+	return imgs, nil
 }
 
 // WritePictures draws the training curves and a grid of the objective's

@@ -28,6 +28,9 @@ const (
 	CurvesFile     = "curves.png"
 	SamplesFile    = "samples.png"
 	ModelFile      = "model.onnx"
+	// LastModelFile is the last parameters' encoder, written beside
+	// ModelFile when the run exports a moving average, to compare the two.
+	LastModelFile = "model-last.onnx"
 )
 
 // RunOptions control a training run's side effects.
@@ -40,13 +43,19 @@ type RunOptions struct {
 	// schedule step) and the moving-average decay are safe to change; the
 	// rest of the recipe should stay as the checkpoint has it.
 	OnResume func(*Config)
-	Log      func(format string, args ...any)
+	// Export is a path the trained encoder is written to besides Dir's
+	// ModelFile (e.g. models/mnist-cebm.onnx); empty: none.
+	Export string
+	Log    func(format string, args ...any)
 }
 
 // Run trains until the run's Steps or Duration, checkpointing every
 // CheckpointEvery steps and at the end, and draws the pictures (curves and
-// samples) into Dir; the caller exports the encoder (ExportModel). A
-// cancelled context stops after the current step with a checkpoint. A
+// samples) into Dir, then exports the encoder (ExportModel, with
+// data.Classes) to Dir's ModelFile and opt.Export and, when the run keeps a
+// moving average, its last parameters to LastModelFile. A cancelled context
+// stops after the current step with a checkpoint, and exports as a
+// finished run does. A
 // diverged run keeps its last good checkpoint and returns an error
 // wrapping ErrDiverged.
 func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, error) {
@@ -93,7 +102,34 @@ func Run(ctx context.Context, cfg Config, data Images, opt RunOptions) (*State, 
 		logf("pictures: %v", err)
 	}
 	logf("trained %d steps in %s (this session %s)", st.Step, st.Elapsed.Round(time.Second), time.Since(startWall).Round(time.Second))
-	return st, nil
+	return st, exportRun(st, data.Classes, opt, logf)
+}
+
+// exportRun writes a finished run's encoders: the exported parameters to
+// Dir's ModelFile and opt.Export, and with a moving average the last
+// parameters to LastModelFile too.
+func exportRun(st *State, classes []string, opt RunOptions, logf func(string, ...any)) error {
+	paths := []string{filepath.Join(opt.Dir, ModelFile)}
+	if opt.Export != "" {
+		paths = append(paths, opt.Export)
+	}
+	for _, p := range paths {
+		if err := ExportModel(p, st, classes); err != nil {
+			return fmt.Errorf("export %s: %w", p, err)
+		}
+		logf("exported %s (step %d, ema %g)", p, st.Step, st.Config.Optimiser.EMA)
+	}
+	if st.Config.Optimiser.EMA == 0 {
+		return nil
+	}
+	last := *st
+	last.Config.Optimiser.EMA = 0
+	p := filepath.Join(opt.Dir, LastModelFile)
+	if err := ExportModel(p, &last, classes); err != nil {
+		return fmt.Errorf("export %s: %w", p, err)
+	}
+	logf("exported %s (step %d, ema 0)", p, st.Step)
+	return nil
 }
 
 // resumeState loads the checkpoint of a run to continue. Its recipe

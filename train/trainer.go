@@ -13,7 +13,9 @@ import (
 	"github.com/cebm/cebm/train/objective"
 )
 
-// Images is a training set: N images of C×H×W, NCHW float32 in [−1, 1].
+// Images is a training set: N images of C×H×W, NCHW float32 in [−1, 1],
+// and its class names (for the exported model's metadata; LoadImages
+// reads a data set's training split).
 type Images struct {
 	X       []float32
 	N       int
@@ -65,8 +67,10 @@ type Metrics struct {
 // ErrDiverged reports a non-finite or exploding loss.
 var ErrDiverged = errors.New("training diverged")
 
-// Trainer advances a run one update at a time: the objective's gradients,
-// then Adam and the moving average.
+// Trainer advances a run one update at a time: the objective's gradients
+// from the run's engine, the divergence guard, then Adam (with Lookahead
+// when configured), frozen layers left as they are, and the moving
+// average.
 type Trainer struct {
 	State     *State
 	Model     model.Model
@@ -80,8 +84,8 @@ type Trainer struct {
 }
 
 // NewState starts a run: initial parameters, zero Adam moments and the
-// objective's state (a replay buffer of U(−1, 1) noise), all from the
-// run's seed.
+// objective's state (contrastive divergence's replay buffer, drawn as its
+// chain start says; nothing for score matching), all from the run's seed.
 func NewState(cfg Config, m model.Model) *State {
 	pcg, rng := initStream(cfg)
 	params := m.InitParams(rng)

@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cebm/cebm/data"
-	"github.com/cebm/cebm/encoder"
 	"github.com/cebm/cebm/eval"
 )
 
@@ -46,18 +44,6 @@ func parseSuite(s string) (map[string]bool, error) {
 	return parts, nil
 }
 
-// oodCounterpart is the other data set an MNIST-style model is tested
-// against, as in the paper.
-func oodCounterpart(name string) string {
-	switch name {
-	case "mnist":
-		return "fashion-mnist"
-	case "fashion-mnist":
-		return "mnist"
-	}
-	return ""
-}
-
 // runEval is `cebm eval`: 1-NN accuracy of posterior means (test split
 // against training split, squared L2) beside the pixel-space and PCA
 // baselines and,
@@ -73,8 +59,10 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 		return err
 	}
 	switch {
+	case f.models != "":
+		return evalModels(ctx, f, env, stdout, stderr)
 	case f.readme != "":
-		return updateReadme(f.readme, f.args)
+		return eval.UpdateReadmeFrom(f.readme, f.args)
 	case f.labBook != "":
 		return plotLabBook(f.labBook, f.plotOut, f.split, f.name, f.plotRuns)
 	case len(f.args) > 0:
@@ -86,7 +74,7 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	}
 	// Loading does not look at ctx; an interrupt leaves it behind.
 	loaded := make(chan error, 1)
-	go func() { loaded <- f.loadSets(&opt, env) }()
+	go func() { loaded <- f.sets().Load(&opt, env) }()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -95,7 +83,7 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 			return err
 		}
 	}
-	r, err := runSuite(ctx, opt, f.out)
+	r, err := eval.RunInto(ctx, opt, f.out)
 	if err != nil {
 		return err
 	}
@@ -114,6 +102,7 @@ type evalFlags struct {
 	opt                                    eval.Options
 	name, out, suite, oodData, probeLabels string
 	split, labBook, plotOut, readme        string
+	models                                 string // --models: every *.onnx in this folder
 	plotRuns                               string // regexp of the runs --plot-lab-book draws
 	asJSON                                 bool
 	trainLimit, testLimit, valN            int
@@ -166,10 +155,11 @@ CEBM_<FLAG> (e.g. CEBM_MODEL).
 	fs.IntVar(&f.testLimit, "test-limit", 0, "use only the first N test images (0: all)")
 	fs.StringVar(&f.split, "split", "test", "what 1-NN queries: test (the test split against the training split) or val (the last --val-n training images against the ones before them; for choosing recipes)")
 	fs.IntVar(&f.valN, "val-n", 10000, "images held out of the training split by --split val")
-	fs.StringVar(&f.labBook, "plot-lab-book", "", "draw 1-NN against training minutes from this lab-book TSV (scripts/experiment.sh) into --plot-out, then stop")
+	fs.StringVar(&f.labBook, "plot-lab-book", "", "draw 1-NN against training minutes from this lab-book TSV (cebm experiment) into --plot-out, then stop")
 	fs.StringVar(&f.plotOut, "plot-out", "docs/experiments-knn1.png", "picture written by --plot-lab-book")
 	fs.StringVar(&f.plotRuns, "plot-runs", "", "with --plot-lab-book: draw only the runs whose name matches this regular expression")
-	fs.StringVar(&f.readme, "update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments, then stop")
+	fs.StringVar(&f.readme, "update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments (or of --models), then stop")
+	fs.StringVar(&f.models, "models", "", "evaluate every exported model (*.onnx) in this folder, each on its own data set, into --out/NAME (default runs/eval), then rewrite --update-readme's table if given")
 	if _, err := parseFlags("eval", fs, args, env); err != nil {
 		if err == flag.ErrHelp {
 			return nil, nil
@@ -208,95 +198,39 @@ func (f *evalFlags) options(log io.Writer) (eval.Options, error) {
 		}
 		opt.ProbeLabels = append(opt.ProbeLabels, k)
 	}
-	if f.name == "" {
-		f.name = "mnist"
-		if m, err := encoder.Load(opt.Model, 1); err == nil {
-			if m.Dataset != "" {
-				f.name = m.Dataset
-			}
-			m.Close()
-		}
-	}
 	return opt, nil
 }
 
-// loadSets loads the training, query and OOD sets into opt.
-func (f *evalFlags) loadSets(opt *eval.Options, env func(string) string) error {
-	var err error
-	if opt.Train, err = data.LoadEnv(f.name, "train", env); err != nil {
-		return err
-	}
-	switch f.split {
-	case "test":
-		if opt.Test, err = data.LoadEnv(f.name, "test", env); err != nil {
-			return err
-		}
-	case "val":
-		if opt.Train, opt.Test, err = data.ValidationSplit(opt.Train, f.valN); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("eval: --split %q: want test or val", f.split)
-	}
-	limit(opt.Train, f.trainLimit)
-	limit(opt.Test, f.testLimit)
-	if !opt.OOD {
-		return nil
-	}
-	sets := cmp.Or(f.oodData, oodCounterpart(f.name))
-	for _, s := range strings.Split(sets, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		set, err := data.LoadEnv(s, "test", env)
-		if err != nil {
-			return fmt.Errorf("OOD set: %w", err)
-		}
-		opt.OODSets = append(opt.OODSets, set)
-	}
-	return nil
+// sets is where the suite's images come from.
+func (f *evalFlags) sets() eval.Sets {
+	return eval.Sets{Data: f.name, Split: f.split, ValN: f.valN, TrainLimit: f.trainLimit, TestLimit: f.testLimit, OODData: f.oodData}
 }
 
-// runSuite runs the suite and, with an output folder, writes its report
-// and pictures there. They are made in a hidden folder beside out and
-// moved into out only when the suite has finished, so a cancelled or
-// failed run leaves out as it was.
-func runSuite(ctx context.Context, opt eval.Options, out string) (*eval.Report, error) {
-	if out == "" {
-		return eval.Run(ctx, opt)
+// evalModels is `cebm eval --models DIR`: every model in DIR into
+// --out/NAME with the full suite (or --suite), then the results table of
+// --update-readme when given.
+func evalModels(ctx context.Context, f *evalFlags, env func(string) string, stdout, stderr io.Writer) error {
+	if len(f.args) > 0 {
+		return fmt.Errorf("eval: unexpected arguments %q", f.args)
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return nil, err
-	}
-	stage, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-")
+	f.out = cmp.Or(f.out, "runs/eval")
+	opt, err := f.options(stderr)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer os.RemoveAll(stage)
-	opt.Out = stage
-	r, err := eval.Run(ctx, opt)
+	dirs, err := eval.Models(ctx, f.models, f.out, opt, f.sets(), env)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := eval.WriteReport(stage, r); err != nil {
-		return nil, err
+	fmt.Fprintf(stdout, "evaluated %d models into %s\n", len(dirs), f.out)
+	if f.readme == "" {
+		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	if err := eval.UpdateReadmeFrom(f.readme, dirs); err != nil {
+		return err
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, err
-	}
-	files, err := os.ReadDir(stage)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range files {
-		if err := os.Rename(filepath.Join(stage, e.Name()), filepath.Join(out, e.Name())); err != nil {
-			return nil, err
-		}
-	}
-	return r, nil
+	fmt.Fprintf(stdout, "rewrote the results table of %s\n", f.readme)
+	return nil
 }
 
 // printReport is the plain-text output.
@@ -353,33 +287,6 @@ func printReport(w io.Writer, r *eval.Report, out string) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "(%.1f s)\n", r.Seconds)
-}
-
-// limit keeps the first n images of s (n ≤ 0: all).
-func limit(s *data.Set, n int) {
-	if n <= 0 || n >= s.N {
-		return
-	}
-	per := s.Size()
-	s.N = n
-	s.Images, s.Pixels, s.Labels = s.Images[:n*per], s.Pixels[:n*per], s.Labels[:n]
-}
-
-// updateReadme rewrites the results table of readme from the reports in
-// dirs.
-func updateReadme(readme string, dirs []string) error {
-	if len(dirs) == 0 {
-		return errors.New("eval: --update-readme needs the result folders as arguments")
-	}
-	var reports []*eval.Report
-	for _, d := range dirs {
-		r, err := eval.ReadReport(filepath.Join(d, "results.json"))
-		if err != nil {
-			return err
-		}
-		reports = append(reports, r)
-	}
-	return eval.UpdateReadme(readme, eval.ResultsTable(reports, dirs))
 }
 
 // plotLabBook draws the lab book's picture: 1-NN on one split against

@@ -5,7 +5,9 @@
 //	cebm train   train a CEBM, GMM-CEBM or IGEBM and export it to ONNX
 //	cebm eval    evaluate an exported model (1-NN, probes, OOD)
 //	cebm data    list, verify and look at the data sets
+//	cebm experiment  train a recipe in increments, 1-NN after each, into the lab book
 //	cebm encode, cebm classify   ask a running server about image files
+//	cebm version the build, ONNX Runtime and the training engines compiled in
 package main
 
 import (
@@ -38,8 +40,10 @@ func commands() []command {
 		{"train", "train a model and export its encoder to ONNX", runTrain},
 		{"eval", "evaluate an exported model", runEval},
 		{"data", "list, verify and show data sets", runData},
+		{"experiment", "train a recipe in increments, 1-NN after each, into the lab book", runExperiment},
 		{"encode", "posteriors of image files, from a running server", runEncode},
 		{"classify", "k-NN labels of image files, from a running server", runClassify},
+		{"version", "the build, ONNX Runtime and the training engines in this binary", runVersion},
 	}
 }
 

@@ -10,12 +10,10 @@ import (
 	"maps"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 
-	"github.com/cebm/cebm/data"
 	"github.com/cebm/cebm/train"
 	"github.com/cebm/cebm/train/engine"
 	"github.com/cebm/cebm/train/model"
@@ -141,18 +139,16 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 		return err
 	}
 	cfg := tc.Run
+	if err := cfg.Engine.Usable(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if tc.ExportOnly {
 		return exportCheckpoint(tc, env, log)
 	}
-	set, err := data.LoadEnv(cfg.Run.Data, "train", env)
+	imgs, err := train.LoadImages(cfg.Run, env)
 	if err != nil {
 		return err
-	}
-	imgs := train.Images{X: set.Images, N: set.N, Classes: set.Classes}
-	if cfg.Run.TrainLimit > 0 && cfg.Run.TrainLimit < set.N {
-		imgs.N = cfg.Run.TrainLimit
-		imgs.X = set.Images[:imgs.N*set.Size()]
 	}
 	log.Info("training", "kind", cfg.Model.Kind, "preset", tc.Preset, "data", cfg.Run.Data, "images", imgs.N, "out", tc.Out, "resume", tc.Resume)
 
@@ -168,36 +164,15 @@ func runTrain(ctx context.Context, args []string, env func(string) string, stdou
 			}
 		}
 	}()
-	opt := train.RunOptions{Dir: tc.Out, Resume: tc.Resume, Snapshot: snap, OnResume: tc.resumeOverrides(log),
+	opt := train.RunOptions{Dir: tc.Out, Resume: tc.Resume, Snapshot: snap, OnResume: tc.resumeOverrides(log), Export: tc.Export,
 		Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }}
 	if !tc.Quiet {
 		opt.Progress = stderr
 	}
-	st, err := train.Run(ctx, cfg, imgs, opt)
-	if err != nil {
+	if _, err := train.Run(ctx, cfg, imgs, opt); err != nil {
 		return err
 	}
-	paths := []string{filepath.Join(tc.Out, train.ModelFile)}
-	if tc.Export != "" {
-		paths = append(paths, tc.Export)
-	}
-	for _, p := range paths {
-		if err := train.ExportModel(p, st, set.Classes); err != nil {
-			return fmt.Errorf("export %s: %w", p, err)
-		}
-		log.Info("exported", "path", p, "steps", st.Step, "ema", st.Config.Optimiser.EMA)
-	}
-	if st.Config.Optimiser.EMA > 0 {
-		// The last parameters too, to compare with the moving average.
-		last := *st
-		last.Config.Optimiser.EMA = 0
-		p := filepath.Join(tc.Out, "model-last.onnx")
-		if err := train.ExportModel(p, &last, set.Classes); err != nil {
-			return fmt.Errorf("export %s: %w", p, err)
-		}
-		log.Info("exported", "path", p, "steps", st.Step, "ema", 0)
-	}
-	printValidation(ctx, tc, set, stdout, log)
+	printValidation(ctx, tc, env, stdout, log)
 	return nil
 }
 
@@ -208,20 +183,9 @@ func exportCheckpoint(tc *trainConfig, env func(string) string, log *slog.Logger
 	if tc.Export == "" {
 		return errors.New("train: --export-only needs --export PATH")
 	}
-	st, err := train.LoadCheckpoint(filepath.Join(tc.Out, train.CheckpointFile))
+	st, err := train.ExportCheckpoint(tc.Out, tc.Export, tc.resumeOverrides(log), env)
 	if err != nil {
 		return fmt.Errorf("train: --export-only: %w", err)
-	}
-	tc.resumeOverrides(log)(&st.Config)
-	if err := st.Config.Validate(); err != nil {
-		return fmt.Errorf("train: --export-only: %w", err)
-	}
-	set, err := data.LoadEnv(st.Config.Run.Data, "test", env) // for its class names
-	if err != nil {
-		return err
-	}
-	if err := train.ExportModel(tc.Export, st, set.Classes); err != nil {
-		return fmt.Errorf("export %s: %w", tc.Export, err)
 	}
 	log.Info("exported", "path", tc.Export, "steps", st.Step, "ema", st.Config.Optimiser.EMA, "init_share", st.Config.Optimiser.InitShare)
 	return nil

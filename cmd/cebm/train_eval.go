@@ -22,12 +22,18 @@ import (
 // whole data set's split whatever --train-limit the run had. It does not
 // fail the run, whose model is already written: an interrupted run (ctx
 // ended), a set too small or an error is said on the log.
-func printValidation(ctx context.Context, tc *trainConfig, set *data.Set, stdout io.Writer, log *slog.Logger) {
+func printValidation(ctx context.Context, tc *trainConfig, env func(string) string, stdout io.Writer, log *slog.Logger) {
 	if tc.NoEval {
 		return
 	}
 	if ctx.Err() != nil {
 		log.Info("interrupted: no validation 1-NN (cebm eval --split val computes it)")
+		return
+	}
+	// The whole training split, whatever --train-limit the run had.
+	set, err := data.LoadEnv(tc.Run.Run.Data, "train", env)
+	if err != nil {
+		log.Error("validation 1-NN", "err", err)
 		return
 	}
 	if eval.ValidationImages(set.N) < 1 {

@@ -166,3 +166,11 @@ func ModelMetadata(model []byte) (map[string]string, error) {
 	}
 	return kv, nil
 }
+
+// Version is the loaded ONNX Runtime's version (it loads the library).
+func Version() (string, error) {
+	if err := Init(); err != nil {
+		return "", err
+	}
+	return onnx.GetVersion(), nil
+}

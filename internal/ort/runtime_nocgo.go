@@ -50,3 +50,6 @@ func (s *Session) RunCopy(ins []*Tensor[float32], outputs int) ([][]float32, err
 
 // ModelMetadata returns ErrNoCgo.
 func ModelMetadata(model []byte) (map[string]string, error) { return nil, ErrNoCgo }
+
+// Version returns ErrNoCgo.
+func Version() (string, error) { return "", ErrNoCgo }

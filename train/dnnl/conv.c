@@ -1,9 +1,10 @@
-//go:build cgo && linux && amd64 && dnnl
+//go:build cgo && linux && amd64 && dnnl && dnnlconv
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "oneapi/dnnl/dnnl.h"
+#include "check.h"
 #include "conv.h"
 
 // A tensor the caller holds in a plain layout and the primitive may want
@@ -24,7 +25,7 @@ struct conv {
 };
 
 #define CHECK(call, what) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) { \
-	snprintf(err, 256, "oneDNN: %s failed (status %d)", what, (int)s_); goto fail; } } while (0)
+	fail(err, "oneDNN: %s failed (%s)", what, status_name(s_)); goto fail; } } while (0)
 
 static dnnl_status_t make_tensor(conv *cv, tensor *t, const dnnl_memory_desc_t *user_md,
                                  const dnnl_memory_desc_t *prim_md, float *data, int output) {
@@ -49,6 +50,10 @@ static dnnl_status_t make_tensor(conv *cv, tensor *t, const dnnl_memory_desc_t *
 conv *conv_new(int op, int n, int c, int h, int w, int o, int k, int stride, int pad,
                float *a, float *b, float *out, char *err) {
 	conv *cv = calloc(1, sizeof(conv));
+	if (!cv) {
+		fail(err, "out of memory");
+		return NULL;
+	}
 	int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
 	dnnl_dims_t xd = {n, c, h, w}, wd = {o, c, k, k}, yd = {n, o, oh, ow};
 	dnnl_dims_t st = {stride, stride}, pl = {pad, pad}, pr = {pad, pad};
@@ -91,7 +96,7 @@ conv *conv_new(int op, int n, int c, int h, int w, int o, int k, int stride, int
 		cv->args[0] = DNNL_ARG_SRC; cv->args[1] = DNNL_ARG_DIFF_DST; cv->args[2] = DNNL_ARG_DIFF_WEIGHTS;
 		break;
 	default:
-		snprintf(err, 256, "unknown op %d", op);
+		fail(err, "unknown op %d", op);
 		goto fail;
 	}
 	float *data[3] = {a, b, out};
@@ -107,25 +112,27 @@ fail:
 	return NULL;
 }
 
-static int reorder(conv *cv, tensor *t) {
+static int reorder(conv *cv, tensor *t, char *err) {
 	if (!t->reorder) return 0;
 	dnnl_exec_arg_t args[2] = {
 		{DNNL_ARG_FROM, t->to_user ? t->prim : t->user},
 		{DNNL_ARG_TO, t->to_user ? t->user : t->prim},
 	};
-	return dnnl_primitive_execute(t->reorder, cv->stream, 2, args) != dnnl_success;
+	TRY(dnnl_primitive_execute(t->reorder, cv->stream, 2, args), "reorder");
+	return 0;
 }
 
-int conv_run(conv *cv) {
-	if (reorder(cv, &cv->t[0]) || reorder(cv, &cv->t[1])) return 1;
+int conv_run(conv *cv, char *err) {
+	if (reorder(cv, &cv->t[0], err) || reorder(cv, &cv->t[1], err)) return 1;
 	dnnl_exec_arg_t args[3];
 	for (int i = 0; i < 3; i++) {
 		args[i].arg = cv->args[i];
 		args[i].memory = cv->t[i].prim;
 	}
-	if (dnnl_primitive_execute(cv->prim, cv->stream, 3, args) != dnnl_success) return 1;
-	if (reorder(cv, &cv->t[2])) return 1;
-	return dnnl_stream_wait(cv->stream) != dnnl_success;
+	TRY(dnnl_primitive_execute(cv->prim, cv->stream, 3, args), "convolution");
+	if (reorder(cv, &cv->t[2], err)) return 1;
+	TRY(dnnl_stream_wait(cv->stream), "waiting for the stream");
+	return 0;
 }
 
 void conv_free(conv *cv) {

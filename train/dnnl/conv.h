@@ -6,6 +6,7 @@
 #define CEBM_DNNL_CONV_H
 
 enum { CONV_FORWARD = 0, CONV_BACKWARD_DATA = 1, CONV_BACKWARD_WEIGHTS = 2 };
+enum { CONV_ERRLEN = 256 };
 
 typedef struct conv conv;
 
@@ -13,11 +14,12 @@ typedef struct conv conv;
 // given stride and symmetric padding. a, b are the op's two inputs and out
 // its output, in plain layouts: forward x, w → y; backward data dy, w → dx;
 // backward weights x, dy → dw. It returns NULL and a message in err (256
-// bytes) on failure.
+// bytes) on failure. Built for tests and benchmarks only (-tags dnnlconv).
 conv *conv_new(int op, int n, int c, int h, int w, int o, int k, int stride, int pad,
                float *a, float *b, float *out, char *err);
-// conv_run runs the op once; 0 on success.
-int conv_run(conv *cv);
+// conv_run runs the op once; 0 on success, else non-zero and a message in
+// err (CONV_ERRLEN bytes).
+int conv_run(conv *cv, char *err);
 void conv_free(conv *cv);
 
 #endif

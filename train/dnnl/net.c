@@ -5,19 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include "oneapi/dnnl/dnnl.h"
+#include "check.h"
 #include "net.h"
 
-#define MAXL 8
+#define MAXL NET_MAXL
 
 // A layer: its forward and backward-data primitives and its memories.
 typedef struct {
 	int is_conv;
+	dnnl_primitive_desc_t fpd, bpd, wpd;  // forward, backward data, backward weights
+	dnnl_primitive_desc_t epd, ebpd;      // Swish forward and backward (none for the head)
 	dnnl_primitive_t fwd, bwd;          // conv/inner product forward, backward data
 	dnnl_primitive_t act, act_bwd;      // Swish forward and backward (none for the head)
 	dnnl_memory_t w_fwd, w_bwd, bias;   // weights in each primitive's layout
 	dnnl_memory_t w_user;               // user weights (plain), reordered into w_fwd / w_bwd
 	dnnl_primitive_t w_to_fwd, w_to_bwd; // NULL when layouts agree
-	dnnl_memory_t src;                  // the layer's input (previous layer's Swish output)
+	dnnl_memory_t src;                  // the layer's input (previous layer's Swish output; not owned)
 	dnnl_memory_t pre, post;            // pre-activation, post-activation
 	dnnl_memory_t d_post, d_pre, d_src; // gradients (d_src: the first layer's ∂x only)
 	dnnl_primitive_t bww;               // backward weights
@@ -34,6 +37,7 @@ struct net {
 	dnnl_engine_t engine;
 	dnnl_stream_t stream;
 	int n, latent, nl;
+	size_t x_size;  // values of a batch: n·c·h·w
 	int igebm; // the head is one scalar energy (IGEBM), not (t1, s)
 	int k;     // GMM-CEBM: mixture components (0: the CEBM's N(0, I) prior)
 	double *lam1, *lam2, *prec, *mu; // GMM-CEBM prior, [k, latent]
@@ -42,11 +46,9 @@ struct net {
 	layer l[MAXL];
 	dnnl_memory_t x_user, x_prim, dx_user, dx_prim;
 	dnnl_primitive_t x_reorder, dx_reorder;
-	dnnl_primitive_desc_t pds[6 * MAXL];
-	dnnl_primitive_desc_t first_fwd, first_bwd; // the first layer's: the input's layouts
-	int npd;
 	dnnl_memory_t v_user, v_prim; // the second-order step's direction v, as x
 	int threads;                  // OpenMP threads (0: the calling thread's setting)
+	int after_energy_grad;        // the layers hold net_energy_grad's activations
 };
 
 // The number of threads of the calling thread's next parallel regions
@@ -58,9 +60,6 @@ struct net {
 // setting belongs to the OS thread, and Go moves goroutines between them.
 extern void omp_set_num_threads(int);
 static void use_threads(net *nt) { if (nt->threads > 0) omp_set_num_threads(nt->threads); }
-
-#define CHECK(call, what) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) { \
-	snprintf(err, 256, "oneDNN: %s failed (status %d)", what, (int)s_); goto fail; } } while (0)
 
 static const dnnl_memory_desc_t *qmd(dnnl_primitive_desc_t pd, dnnl_query_t q) {
 	return dnnl_primitive_desc_query_md(pd, q, 0);
@@ -82,176 +81,246 @@ static dnnl_status_t reorder_pd(net *nt, dnnl_primitive_t *p, const dnnl_memory_
 	return s;
 }
 
-static int run_reorder(net *nt, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to) {
+static int run_reorder(net *nt, dnnl_primitive_t p, dnnl_memory_t from, dnnl_memory_t to, const char *what, char *err) {
 	if (!p) return 0;
 	dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-	return dnnl_primitive_execute(p, nt->stream, 2, a) != dnnl_success;
+	TRY(dnnl_primitive_execute(p, nt->stream, 2, a), what);
+	return 0;
+}
+
+// layer_free destroys what a layer holds and clears it.
+static void layer_free(layer *L) {
+	dnnl_primitive_t ps[] = {L->fwd, L->bwd, L->act, L->act_bwd, L->w_to_fwd, L->w_to_bwd, L->bww, L->dw_to_user};
+	for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++) if (ps[j]) dnnl_primitive_destroy(ps[j]);
+	dnnl_memory_t ms[] = {L->w_fwd, L->w_bwd, L->bias, L->w_user, L->pre, L->post, L->d_post, L->d_pre, L->d_src, L->dw, L->dw_user, L->db,
+		L->tan_pre, L->tan_post, L->adj_pre, L->adj_post, L->dw2, L->db2, L->zero_b};
+	for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) if (ms[j]) dnnl_memory_destroy(ms[j]);
+	dnnl_primitive_desc_t pds[] = {L->fpd, L->bpd, L->wpd, L->epd, L->ebpd};
+	for (size_t j = 0; j < sizeof pds / sizeof pds[0]; j++) if (pds[j]) dnnl_primitive_desc_destroy(pds[j]);
+	memset(L, 0, sizeof *L);
+}
+
+// shape is where construction stands: the next layer's input, its
+// channels and spatial size, and its memory descriptor (the previous
+// layer's output; for the first, any layout).
+typedef struct {
+	int ch, hh, ww;
+	const dnnl_memory_desc_t *prev;
+	const dnnl_memory_desc_t *any_x; // the input with any layout
+} shape;
+
+// build_conv makes layer i a convolution by cv = (out channels, kernel,
+// stride, pad): its forward, backward-data and backward-weights
+// descriptors and primitive, and its weight gradient.
+static int build_conv(net *nt, int i, const int *cv, shape *sh, char *err) {
+	layer *L = &nt->l[i];
+	int out = cv[0], k = cv[1], s = cv[2], p = cv[3], n = nt->n;
+	if (out < 1 || k < 1 || s < 1 || p < 0)
+		return fail(err, "convolution %d: %d channels, kernel %d, stride %d, pad %d: want positive channels, kernel and stride, pad ≥ 0", i, out, k, s, p);
+	if (k > sh->hh + 2 * p || k > sh->ww + 2 * p)
+		return fail(err, "convolution %d: kernel %d on %d×%d with pad %d leaves no output", i, k, sh->hh, sh->ww, p);
+	int oh = (sh->hh + 2 * p - k) / s + 1, ow = (sh->ww + 2 * p - k) / s + 1;
+	dnnl_dims_t wd = {out, sh->ch, k, k}, bd = {out}, yd = {n, out, oh, ow};
+	dnnl_dims_t st = {s, s}, pl = {p, p};
+	dnnl_memory_desc_t wmd, bmd, dmd;
+	TRY(dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dnnl_f32, dnnl_format_tag_any), "weight md");
+	TRY(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x), "bias md");
+	TRY(dnnl_memory_desc_init_by_tag(&dmd, 4, yd, dnnl_f32, dnnl_format_tag_any), "output md");
+	dnnl_convolution_desc_t d, bd2, wd2;
+	TRY(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct, sh->prev, &wmd, &bmd, &dmd, st, pl, pl), "convolution desc");
+	TRY(dnnl_primitive_desc_create(&L->fpd, &d, NULL, nt->engine, NULL), "convolution primitive desc");
+	// The first layer's ∂x may take any layout (reordered to the caller's
+	// after): forcing the forward's plain one leaves only oneDNN's
+	// reference implementation for a one-channel input.
+	TRY(dnnl_convolution_backward_data_desc_init(&bd2, dnnl_convolution_direct, i == 0 ? sh->any_x : qmd(L->fpd, dnnl_query_src_md), &wmd, qmd(L->fpd, dnnl_query_dst_md), st, pl, pl), "convolution backward desc");
+	TRY(dnnl_primitive_desc_create(&L->bpd, &bd2, NULL, nt->engine, L->fpd), "convolution backward primitive desc");
+	TRY(dnnl_convolution_backward_weights_desc_init(&wd2, dnnl_convolution_direct, qmd(L->fpd, dnnl_query_src_md), &wmd, &bmd, qmd(L->fpd, dnnl_query_dst_md), st, pl, pl), "convolution backward weights desc");
+	TRY(dnnl_primitive_desc_create(&L->wpd, &wd2, NULL, nt->engine, L->fpd), "convolution backward weights primitive desc");
+	TRY(dnnl_primitive_create(&L->bww, L->wpd), "convolution backward weights primitive");
+	TRY(mem(nt, &L->dw, qmd(L->wpd, dnnl_query_diff_weights_md)), "weight gradient memory");
+	L->is_conv = 1;
+	L->w_size = (size_t)out * sh->ch * k * k;
+	L->b_size = out;
+	sh->ch = out; sh->hh = oh; sh->ww = ow;
+	return 0;
+}
+
+// build_dense makes layer i an inner product to out values: a hidden layer
+// or (last) the head, whose output stays plain for the head's own loops.
+static int build_dense(net *nt, int i, int out, int last, shape *sh, char *err) {
+	layer *L = &nt->l[i];
+	if (out < 1) return fail(err, "dense layer %d: width %d, want at least 1", i, out);
+	dnnl_dims_t bd = {out}, yd = {nt->n, out};
+	dnnl_memory_desc_t wmd, bmd, dmd;
+	if (sh->prev->ndims == 4) { // the first dense layer reads the convolutions' 4-D output
+		dnnl_dims_t wd = {out, sh->ch, sh->hh, sh->ww};
+		TRY(dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dnnl_f32, dnnl_format_tag_any), "weight md");
+		L->w_size = (size_t)out * sh->ch * sh->hh * sh->ww;
+	} else {
+		dnnl_dims_t wd = {out, sh->ch};
+		TRY(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_f32, dnnl_format_tag_any), "weight md");
+		L->w_size = (size_t)out * sh->ch;
+	}
+	TRY(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x), "bias md");
+	TRY(dnnl_memory_desc_init_by_tag(&dmd, 2, yd, dnnl_f32, last ? dnnl_nc : dnnl_format_tag_any), "output md");
+	dnnl_inner_product_desc_t d, bd2, wd2;
+	TRY(dnnl_inner_product_forward_desc_init(&d, dnnl_forward_training, sh->prev, &wmd, &bmd, &dmd), "inner product desc");
+	TRY(dnnl_primitive_desc_create(&L->fpd, &d, NULL, nt->engine, NULL), "inner product primitive desc");
+	TRY(dnnl_inner_product_backward_data_desc_init(&bd2, qmd(L->fpd, dnnl_query_src_md), &wmd, qmd(L->fpd, dnnl_query_dst_md)), "inner product backward desc");
+	TRY(dnnl_primitive_desc_create(&L->bpd, &bd2, NULL, nt->engine, L->fpd), "inner product backward primitive desc");
+	TRY(dnnl_inner_product_backward_weights_desc_init(&wd2, qmd(L->fpd, dnnl_query_src_md), &wmd, &bmd, qmd(L->fpd, dnnl_query_dst_md)), "inner product backward weights desc");
+	TRY(dnnl_primitive_desc_create(&L->wpd, &wd2, NULL, nt->engine, L->fpd), "inner product backward weights primitive desc");
+	TRY(dnnl_primitive_create(&L->bww, L->wpd), "inner product backward weights primitive");
+	TRY(mem(nt, &L->dw, qmd(L->wpd, dnnl_query_diff_weights_md)), "weight gradient memory");
+	L->b_size = out;
+	sh->ch = out; sh->hh = 1; sh->ww = 1;
+	return 0;
+}
+
+// build_memories gives layer i, whose descriptors build_conv or
+// build_dense made, its primitives, weights (plain for the caller, and in
+// each primitive's layout), activations and gradients.
+static int build_memories(net *nt, int i, char *err) {
+	layer *L = &nt->l[i];
+	TRY(dnnl_primitive_create(&L->fwd, L->fpd), "forward primitive");
+	TRY(dnnl_primitive_create(&L->bwd, L->bpd), "backward primitive");
+	// The user's weights are plain (OIHW or OI); the primitives may want others.
+	dnnl_memory_desc_t wuser, bmd;
+	dnnl_dims_t bd = {(dnnl_dim_t)L->b_size};
+	const dnnl_memory_desc_t *wf = qmd(L->fpd, dnnl_query_weights_md), *wb = qmd(L->bpd, dnnl_query_weights_md);
+	TRY(dnnl_memory_desc_init_by_tag(&wuser, wf->ndims, wf->dims, dnnl_f32, wf->ndims == 4 ? dnnl_oihw : dnnl_oi), "weight md");
+	TRY(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x), "bias md");
+	TRY(mem(nt, &L->w_user, &wuser), "weight memory");
+	TRY(mem(nt, &L->w_fwd, wf), "forward weight memory");
+	TRY(mem(nt, &L->w_bwd, wb), "backward weight memory");
+	TRY(reorder_pd(nt, &L->w_to_fwd, &wuser, wf), "forward weight reorder");
+	TRY(reorder_pd(nt, &L->w_to_bwd, &wuser, wb), "backward weight reorder");
+	TRY(mem(nt, &L->dw_user, &wuser), "weight gradient memory");
+	TRY(mem(nt, &L->db, &bmd), "bias gradient memory");
+	const dnnl_memory_desc_t *dwmd;
+	TRY(dnnl_memory_get_memory_desc(L->dw, &dwmd), "weight gradient md");
+	TRY(reorder_pd(nt, &L->dw_to_user, dwmd, &wuser), "weight-gradient reorder");
+	TRY(mem(nt, &L->bias, &bmd), "bias memory");
+	TRY(mem(nt, &L->pre, qmd(L->fpd, dnnl_query_dst_md)), "activation memory");
+	TRY(mem(nt, &L->d_pre, qmd(L->bpd, dnnl_query_diff_dst_md)), "activation gradient memory");
+	TRY(mem(nt, &L->tan_pre, qmd(L->fpd, dnnl_query_dst_md)), "tangent memory");
+	TRY(mem(nt, &L->adj_pre, qmd(L->fpd, dnnl_query_dst_md)), "adjoint memory");
+	TRY(mem(nt, &L->db2, &bmd), "bias gradient memory");
+	TRY(mem(nt, &L->zero_b, &bmd), "zero bias memory");
+	memset(handle(L->zero_b), 0, L->b_size * sizeof(float));
+	TRY(mem(nt, &L->dw2, dwmd), "weight gradient memory");
+	if (i == 0) {
+		TRY(mem(nt, &L->d_src, qmd(L->bpd, dnnl_query_diff_src_md)), "input gradient memory");
+		TRY(mem(nt, &nt->x_prim, qmd(L->fpd, dnnl_query_src_md)), "input memory");
+		L->src = nt->x_prim;
+	} else {
+		L->src = nt->l[i - 1].post;
+	}
+	return 0;
+}
+
+// build_swish adds Swish after layer i (every layer but the head); its
+// output is the next layer's input.
+static int build_swish(net *nt, int i, shape *sh, char *err) {
+	layer *L = &nt->l[i];
+	dnnl_eltwise_desc_t ed, ebd;
+	const dnnl_memory_desc_t *md = qmd(L->fpd, dnnl_query_dst_md);
+	TRY(dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, dnnl_eltwise_swish, md, 1.f, 0.f), "swish desc");
+	TRY(dnnl_primitive_desc_create(&L->epd, &ed, NULL, nt->engine, NULL), "swish primitive desc");
+	TRY(dnnl_eltwise_backward_desc_init(&ebd, dnnl_eltwise_swish, md, md, 1.f, 0.f), "swish backward desc");
+	TRY(dnnl_primitive_desc_create(&L->ebpd, &ebd, NULL, nt->engine, L->epd), "swish backward primitive desc");
+	TRY(dnnl_primitive_create(&L->act, L->epd), "swish primitive");
+	TRY(dnnl_primitive_create(&L->act_bwd, L->ebpd), "swish backward primitive");
+	TRY(mem(nt, &L->post, md), "activation memory");
+	TRY(mem(nt, &L->d_post, md), "activation gradient memory");
+	TRY(mem(nt, &L->tan_post, md), "tangent memory");
+	TRY(mem(nt, &L->adj_post, md), "adjoint memory");
+	sh->prev = md;
+	return 0;
+}
+
+// build_layer builds layer i (a convolution while i < nconv, then dense
+// layers, the last the head of out values) and, when it fails, frees what
+// it made of the layer.
+static int build_layer(net *nt, int i, int nconv, const int *conv, int out, shape *sh, char *err) {
+	int last = i == nt->nl - 1;
+	if ((i < nconv ? build_conv(nt, i, conv + 4 * i, sh, err) : build_dense(nt, i, out, last, sh, err)) ||
+	    build_memories(nt, i, err) || (!last && build_swish(nt, i, sh, err))) {
+		layer_free(&nt->l[i]);
+		if (i == 0 && nt->x_prim) { dnnl_memory_destroy(nt->x_prim); nt->x_prim = NULL; }
+		return 1;
+	}
+	return 0;
+}
+
+// build_io makes the caller's plain NCHW input, ∂x and v, and the reorders
+// between them and the first layer's layouts.
+static int build_io(net *nt, const dnnl_dims_t xd, char *err) {
+	dnnl_memory_desc_t xuser;
+	TRY(dnnl_memory_desc_init_by_tag(&xuser, 4, xd, dnnl_f32, dnnl_nchw), "input md");
+	TRY(mem(nt, &nt->x_user, &xuser), "input memory");
+	TRY(mem(nt, &nt->dx_user, &xuser), "input gradient memory");
+	TRY(mem(nt, &nt->v_user, &xuser), "direction memory");
+	layer *F = &nt->l[0];
+	TRY(reorder_pd(nt, &nt->x_reorder, &xuser, qmd(F->fpd, dnnl_query_src_md)), "input reorder");
+	TRY(reorder_pd(nt, &nt->dx_reorder, qmd(F->bpd, dnnl_query_diff_src_md), &xuser), "input-gradient reorder");
+	if (!nt->x_reorder) { dnnl_memory_destroy(nt->x_prim); nt->x_prim = nt->x_user; F->src = nt->x_user; }
+	if (nt->x_reorder) TRY(mem(nt, &nt->v_prim, qmd(F->fpd, dnnl_query_src_md)), "direction memory");
+	else nt->v_prim = nt->v_user;
+	nt->dx_prim = F->d_src;
+	return 0;
+}
+
+// build_prior allocates a GMM-CEBM's prior and its scratch.
+static int build_prior(net *nt, char *err) {
+	size_t kd = (size_t)nt->k * nt->latent;
+	double **ps[] = {&nt->lam1, &nt->lam2, &nt->prec, &nt->mu, &nt->dl1, &nt->dl2};
+	for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++) {
+		if (!(*ps[j] = calloc(kd, sizeof(double)))) return fail(err, "out of memory for the prior (%zu values)", kd);
+	}
+	if (!(nt->score = calloc(nt->k, sizeof(double)))) return fail(err, "out of memory for the prior");
+	return 0;
 }
 
 net *net_new(int n, int c, int h, int w, int nconv, const int *conv, int nhidden, const int *hidden, int latent, int k, int threads, char *err) {
+	if (n < 1 || c < 1 || h < 1 || w < 1) {
+		fail(err, "batch %d of %d×%d×%d images: want positive sizes", n, c, h, w);
+		return NULL;
+	}
+	if (nconv < 1 || nhidden < 1 || nconv + nhidden + 1 > MAXL) {
+		fail(err, "%d convolutions and %d dense layers: want at least one of each, %d layers in all at most", nconv, nhidden, MAXL - 1);
+		return NULL;
+	}
+	if (latent < 0 || k < 0 || (k > 0 && latent == 0)) {
+		fail(err, "latent %d, %d prior components: want latent ≥ 0, components ≥ 0, and a latent space for components", latent, k);
+		return NULL;
+	}
 	net *nt = calloc(1, sizeof(net));
+	if (!nt) {
+		fail(err, "out of memory");
+		return NULL;
+	}
 	nt->threads = threads;
 	use_threads(nt);
-	if (getenv("CEBM_PLAN")) omp_set_num_threads(atoi(getenv("CEBM_PLAN")));
 	nt->k = k;
-	if (k > 0) {
-		size_t kd = (size_t)k * latent;
-		nt->lam1 = calloc(kd, sizeof(double)); nt->lam2 = calloc(kd, sizeof(double));
-		nt->prec = calloc(kd, sizeof(double)); nt->mu = calloc(kd, sizeof(double));
-		nt->dl1 = calloc(kd, sizeof(double)); nt->dl2 = calloc(kd, sizeof(double));
-		nt->score = calloc(k, sizeof(double));
-	}
 	nt->n = n;
+	nt->x_size = (size_t)n * c * h * w;
 	nt->latent = latent;
 	nt->igebm = latent == 0;
 	nt->nl = nconv + nhidden + 1;
-	if (nt->nl > MAXL) { snprintf(err, 256, "too many layers"); goto fail; }
-	CHECK(dnnl_engine_create(&nt->engine, dnnl_cpu, 0), "engine");
-	CHECK(dnnl_stream_create(&nt->stream, nt->engine, dnnl_stream_default_flags), "stream");
-	dnnl_memory_desc_t src_md, any_md;
+	if (k > 0 && build_prior(nt, err)) goto fail;
+	dnnl_status_t s;
+	if ((s = dnnl_engine_create(&nt->engine, dnnl_cpu, 0)) != dnnl_success) { fail(err, "oneDNN: engine failed (%s)", status_name(s)); goto fail; }
+	if ((s = dnnl_stream_create(&nt->stream, nt->engine, dnnl_stream_default_flags)) != dnnl_success) { fail(err, "oneDNN: stream failed (%s)", status_name(s)); goto fail; }
+	dnnl_memory_desc_t any_md;
 	dnnl_dims_t xd = {n, c, h, w};
-	CHECK(dnnl_memory_desc_init_by_tag(&any_md, 4, xd, dnnl_f32, dnnl_format_tag_any), "md");
-	const dnnl_memory_desc_t *prev = &any_md; // the input's layout: the first convolution chooses
-	int ch = c, hh = h, ww = w;
+	if ((s = dnnl_memory_desc_init_by_tag(&any_md, 4, xd, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) { fail(err, "oneDNN: input md failed (%s)", status_name(s)); goto fail; }
+	shape sh = {c, h, w, &any_md, &any_md}; // the input's layout: the first convolution chooses
 	for (int i = 0; i < nt->nl; i++) {
-		layer *L = &nt->l[i];
-		dnnl_primitive_desc_t fpd, bpd;
-		dnnl_memory_desc_t wmd, bmd, dmd;
-		int out;
-		if (i < nconv) {
-			const int *cv = conv + 4 * i;
-			out = cv[0];
-			int k = cv[1], s = cv[2], p = cv[3];
-			int oh = (hh + 2 * p - k) / s + 1, ow = (ww + 2 * p - k) / s + 1;
-			dnnl_dims_t wd = {out, ch, k, k}, bd = {out}, yd = {n, out, oh, ow};
-			dnnl_dims_t st = {s, s}, pl = {p, p};
-			CHECK(dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dnnl_f32, dnnl_format_tag_any), "md");
-			CHECK(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x), "md");
-			CHECK(dnnl_memory_desc_init_by_tag(&dmd, 4, yd, dnnl_f32, dnnl_format_tag_any), "md");
-			dnnl_convolution_desc_t d, bd2;
-			CHECK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct, prev, &wmd, &bmd, &dmd, st, pl, pl), "conv desc");
-			CHECK(dnnl_primitive_desc_create(&fpd, &d, NULL, nt->engine, NULL), "conv pd");
-			// The first layer's ∂x may take any layout (reordered to the caller's
-			// after): forcing the forward's plain one leaves only oneDNN's
-			// reference implementation for a one-channel input.
-			CHECK(dnnl_convolution_backward_data_desc_init(&bd2, dnnl_convolution_direct, i == 0 ? &any_md : qmd(fpd, dnnl_query_src_md), &wmd, qmd(fpd, dnnl_query_dst_md), st, pl, pl), "conv bwd desc");
-			CHECK(dnnl_primitive_desc_create(&bpd, &bd2, NULL, nt->engine, fpd), "conv bwd pd");
-			dnnl_convolution_desc_t wd2;
-			dnnl_primitive_desc_t wpd;
-			CHECK(dnnl_convolution_backward_weights_desc_init(&wd2, dnnl_convolution_direct, qmd(fpd, dnnl_query_src_md), &wmd, &bmd, qmd(fpd, dnnl_query_dst_md), st, pl, pl), "conv bwd weights desc");
-			CHECK(dnnl_primitive_desc_create(&wpd, &wd2, NULL, nt->engine, fpd), "conv bwd weights pd");
-			nt->pds[nt->npd++] = wpd;
-			CHECK(dnnl_primitive_create(&L->bww, wpd), "primitive");
-			CHECK(mem(nt, &L->dw, qmd(wpd, dnnl_query_diff_weights_md)), "memory");
-			L->is_conv = 1;
-			L->w_size = (size_t)out * ch * k * k;
-			ch = out; hh = oh; ww = ow;
-		} else {
-			out = i == nt->nl - 1 ? (nt->igebm ? 1 : 2 * latent) : hidden[i - nconv];
-			int in_dims = 2, last = i == nt->nl - 1;
-			dnnl_dims_t bd = {out}, yd = {n, out};
-			if (i == nconv) { // the first dense layer reads the convolutions' 4-D output
-				dnnl_dims_t wd = {out, ch, hh, ww};
-				CHECK(dnnl_memory_desc_init_by_tag(&wmd, 4, wd, dnnl_f32, dnnl_format_tag_any), "md");
-				L->w_size = (size_t)out * ch * hh * ww;
-			} else {
-				dnnl_dims_t wd = {out, ch};
-				CHECK(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_f32, dnnl_format_tag_any), "md");
-				L->w_size = (size_t)out * ch;
-			}
-			(void)in_dims;
-			CHECK(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x), "md");
-			CHECK(dnnl_memory_desc_init_by_tag(&dmd, 2, yd, dnnl_f32, last ? dnnl_nc : dnnl_format_tag_any), "md");
-			dnnl_inner_product_desc_t d, bd2;
-			CHECK(dnnl_inner_product_forward_desc_init(&d, dnnl_forward_training, prev, &wmd, &bmd, &dmd), "ip desc");
-			CHECK(dnnl_primitive_desc_create(&fpd, &d, NULL, nt->engine, NULL), "ip pd");
-			CHECK(dnnl_inner_product_backward_data_desc_init(&bd2, qmd(fpd, dnnl_query_src_md), &wmd, qmd(fpd, dnnl_query_dst_md)), "ip bwd desc");
-			CHECK(dnnl_primitive_desc_create(&bpd, &bd2, NULL, nt->engine, fpd), "ip bwd pd");
-			dnnl_inner_product_desc_t wd2;
-			dnnl_primitive_desc_t wpd;
-			CHECK(dnnl_inner_product_backward_weights_desc_init(&wd2, qmd(fpd, dnnl_query_src_md), &wmd, &bmd, qmd(fpd, dnnl_query_dst_md)), "ip bwd weights desc");
-			CHECK(dnnl_primitive_desc_create(&wpd, &wd2, NULL, nt->engine, fpd), "ip bwd weights pd");
-			nt->pds[nt->npd++] = wpd;
-			CHECK(dnnl_primitive_create(&L->bww, wpd), "primitive");
-			CHECK(mem(nt, &L->dw, qmd(wpd, dnnl_query_diff_weights_md)), "memory");
-			ch = out; hh = 1; ww = 1;
-		}
-		nt->pds[nt->npd++] = fpd;
-		nt->pds[nt->npd++] = bpd;
-		if (i == 0) {
-			nt->first_fwd = fpd;
-			nt->first_bwd = bpd;
-		}
-		L->b_size = out;
-		CHECK(dnnl_primitive_create(&L->fwd, fpd), "primitive");
-		CHECK(dnnl_primitive_create(&L->bwd, bpd), "primitive");
-		// The user's weights are plain (OIHW or OI); the primitives may want others.
-		dnnl_memory_desc_t wuser;
-		const dnnl_memory_desc_t *wf = qmd(fpd, dnnl_query_weights_md), *wb = qmd(bpd, dnnl_query_weights_md);
-		CHECK(dnnl_memory_desc_init_by_tag(&wuser, wf->ndims, wf->dims, dnnl_f32, wf->ndims == 4 ? dnnl_oihw : dnnl_oi), "md");
-		CHECK(mem(nt, &L->w_user, &wuser), "memory");
-		CHECK(mem(nt, &L->w_fwd, wf), "memory");
-		CHECK(mem(nt, &L->w_bwd, wb), "memory");
-		CHECK(reorder_pd(nt, &L->w_to_fwd, &wuser, wf), "forward weight reorder");
-		CHECK(reorder_pd(nt, &L->w_to_bwd, &wuser, wb), "backward weight reorder");
-		CHECK(mem(nt, &L->dw_user, &wuser), "memory");
-		CHECK(mem(nt, &L->db, &bmd), "memory");
-		{
-			const dnnl_memory_desc_t *dwmd;
-			dnnl_memory_get_memory_desc(L->dw, &dwmd);
-			CHECK(reorder_pd(nt, &L->dw_to_user, dwmd, &wuser), "weight-gradient reorder");
-		}
-		CHECK(mem(nt, &L->bias, &bmd), "memory");
-		CHECK(mem(nt, &L->pre, qmd(fpd, dnnl_query_dst_md)), "memory");
-		CHECK(mem(nt, &L->d_pre, qmd(bpd, dnnl_query_diff_dst_md)), "memory");
-		CHECK(mem(nt, &L->tan_pre, qmd(fpd, dnnl_query_dst_md)), "memory");
-		CHECK(mem(nt, &L->adj_pre, qmd(fpd, dnnl_query_dst_md)), "memory");
-		CHECK(mem(nt, &L->db2, &bmd), "memory");
-		CHECK(mem(nt, &L->zero_b, &bmd), "memory");
-		memset(handle(L->zero_b), 0, (size_t)out * sizeof(float));
-		{
-			const dnnl_memory_desc_t *dwmd;
-			dnnl_memory_get_memory_desc(L->dw, &dwmd);
-			CHECK(mem(nt, &L->dw2, dwmd), "memory");
-		}
-		if (i == 0) {
-			CHECK(mem(nt, &L->d_src, qmd(bpd, dnnl_query_diff_src_md)), "memory");
-			CHECK(mem(nt, &nt->x_prim, qmd(fpd, dnnl_query_src_md)), "memory");
-			L->src = nt->x_prim;
-		} else {
-			L->src = nt->l[i - 1].post;
-		}
-		if (i < nt->nl - 1) { // Swish
-			dnnl_eltwise_desc_t ed, ebd;
-			dnnl_primitive_desc_t epd, ebpd;
-			const dnnl_memory_desc_t *md = qmd(fpd, dnnl_query_dst_md);
-			CHECK(dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, dnnl_eltwise_swish, md, 1.f, 0.f), "swish desc");
-			CHECK(dnnl_primitive_desc_create(&epd, &ed, NULL, nt->engine, NULL), "swish pd");
-			CHECK(dnnl_eltwise_backward_desc_init(&ebd, dnnl_eltwise_swish, md, md, 1.f, 0.f), "swish bwd desc");
-			CHECK(dnnl_primitive_desc_create(&ebpd, &ebd, NULL, nt->engine, epd), "swish bwd pd");
-			nt->pds[nt->npd++] = epd;
-			nt->pds[nt->npd++] = ebpd;
-			CHECK(dnnl_primitive_create(&L->act, epd), "primitive");
-			CHECK(dnnl_primitive_create(&L->act_bwd, ebpd), "primitive");
-			CHECK(mem(nt, &L->post, md), "memory");
-			CHECK(mem(nt, &L->d_post, md), "memory");
-			CHECK(mem(nt, &L->tan_post, md), "memory");
-			CHECK(mem(nt, &L->adj_post, md), "memory");
-			prev = md;
-		}
+		int out = i == nt->nl - 1 ? (nt->igebm ? 1 : 2 * latent) : (i < nconv ? 0 : hidden[i - nconv]);
+		if (build_layer(nt, i, nconv, conv, out, &sh, err)) goto fail;
 	}
-	// The input and ∂x in plain NCHW on the caller's side.
-	dnnl_memory_desc_t xuser;
-	CHECK(dnnl_memory_desc_init_by_tag(&xuser, 4, xd, dnnl_f32, dnnl_nchw), "md");
-	CHECK(mem(nt, &nt->x_user, &xuser), "memory");
-	CHECK(mem(nt, &nt->dx_user, &xuser), "memory");
-	CHECK(mem(nt, &nt->v_user, &xuser), "memory");
-	CHECK(reorder_pd(nt, &nt->x_reorder, &xuser, qmd(nt->first_fwd, dnnl_query_src_md)), "input reorder");
-	CHECK(reorder_pd(nt, &nt->dx_reorder, qmd(nt->first_bwd, dnnl_query_diff_src_md), &xuser), "input-gradient reorder");
-	if (!nt->x_reorder) { dnnl_memory_destroy(nt->x_prim); nt->x_prim = nt->x_user; nt->l[0].src = nt->x_user; }
-	if (nt->x_reorder) CHECK(mem(nt, &nt->v_prim, qmd(nt->first_fwd, dnnl_query_src_md)), "memory");
-	else nt->v_prim = nt->v_user;
-	nt->dx_prim = nt->l[0].d_src;
+	if (build_io(nt, xd, err)) goto fail;
 	return nt;
 fail:
 	net_free(nt);
@@ -264,22 +333,44 @@ static void *handle(dnnl_memory_t m) {
 	return p;
 }
 
-int net_set_layer(net *nt, int i, const float *w, const float *b) {
-	if (i < 0 || i >= nt->nl) return 1;
+// NEED returns 1 with a message from the calling entry point unless cond.
+#define NEED(cond, ...) do { if (!(cond)) return fail(err, __VA_ARGS__); } while (0)
+
+// wait waits for the stream's primitives.
+static int wait(net *nt, char *err) {
+	TRY(dnnl_stream_wait(nt->stream), "waiting for the stream");
+	return 0;
+}
+
+// exec runs primitive p of layer i.
+static int exec(net *nt, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *a, const char *what, int i, char *err) {
+	dnnl_status_t s = dnnl_primitive_execute(p, nt->stream, nargs, a);
+	if (s != dnnl_success) return fail(err, "oneDNN: layer %d: %s failed (%s)", i, what, status_name(s));
+	return 0;
+}
+
+int net_set_layer(net *nt, int i, const float *w, long nw, const float *b, long nb, char *err) {
+	NEED(i >= 0 && i < nt->nl, "layer %d: the network has %d", i, nt->nl);
 	layer *L = &nt->l[i];
+	NEED(w && b && nw == (long)L->w_size && nb == (long)L->b_size,
+		"layer %d: %ld weights and %ld biases, want %zu and %zu", i, nw, nb, L->w_size, L->b_size);
 	use_threads(nt);
+	nt->after_energy_grad = 0;
 	memcpy(handle(L->w_user), w, L->w_size * sizeof(float));
 	memcpy(handle(L->bias), b, L->b_size * sizeof(float));
-	if (run_reorder(nt, L->w_to_fwd, L->w_user, L->w_fwd) || run_reorder(nt, L->w_to_bwd, L->w_user, L->w_bwd)) return 1;
+	if (run_reorder(nt, L->w_to_fwd, L->w_user, L->w_fwd, "forward weight reorder", err) ||
+	    run_reorder(nt, L->w_to_bwd, L->w_user, L->w_bwd, "backward weight reorder", err)) return 1;
 	if (!L->w_to_fwd) memcpy(handle(L->w_fwd), w, L->w_size * sizeof(float));
 	if (!L->w_to_bwd) memcpy(handle(L->w_bwd), w, L->w_size * sizeof(float));
-	return dnnl_stream_wait(nt->stream) != dnnl_success;
+	return wait(nt, err);
 }
 
 int net_layers(net *nt) { return nt->nl; }
 
-int net_set_prior(net *nt, const float *mu, const float *log_sigma) {
-	if (nt->k == 0) return 1;
+int net_set_prior(net *nt, const float *mu, const float *log_sigma, long len, char *err) {
+	NEED(nt->k > 0, "the network has no prior to set: not a GMM-CEBM");
+	NEED(mu && log_sigma && len == (long)nt->k * nt->latent, "prior of %ld values, want %d", len, nt->k * nt->latent);
+	nt->after_energy_grad = 0;
 	for (int i = 0; i < nt->k * nt->latent; i++) {
 		double p = exp(-2 * (double)log_sigma[i]);
 		nt->mu[i] = mu[i];
@@ -349,8 +440,8 @@ static void prior_grads(net *nt, float *dmu, float *dlogsig) {
 
 // copy_grads waits for the stream and copies every layer's ∂W (plain
 // layout) and ∂b, and a GMM-CEBM's prior gradients, to the caller.
-static int copy_grads(net *nt, float **dw, float **db, float *dmu, float *dlogsig) {
-	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+static int copy_grads(net *nt, float **dw, float **db, float *dmu, float *dlogsig, char *err) {
+	if (wait(nt, err)) return 1;
 	for (int i = 0; i < nt->nl; i++) {
 		layer *L = &nt->l[i];
 		memcpy(dw[i], handle(L->dw_to_user ? L->dw_user : L->dw), L->w_size * sizeof(float));
@@ -360,66 +451,76 @@ static int copy_grads(net *nt, float **dw, float **db, float *dmu, float *dlogsi
 	return 0;
 }
 
-static int exec(net *nt, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *a) {
-	return dnnl_primitive_execute(p, nt->stream, nargs, a) != dnnl_success;
-}
-
-static int forward(net *nt, const float *x);
+static int forward(net *nt, const float *x, char *err);
 static void head(net *nt, float *energy, const float *wa, const float *wb);
 
-int net_layer_sizes(net *nt, int i, long *w, long *b) {
-	if (i < 0 || i >= nt->nl) return 1;
+int net_layer_sizes(net *nt, int i, long *w, long *b, char *err) {
+	NEED(i >= 0 && i < nt->nl, "layer %d: the network has %d", i, nt->nl);
 	*w = (long)nt->l[i].w_size;
 	*b = (long)nt->l[i].b_size;
 	return 0;
 }
 
-int net_energy(net *nt, const float *x, float *energy) {
+// need_grads checks the gradient outputs of net_param_grad and
+// net_score_param_grad.
+static int need_grads(net *nt, float **dw, float **db, float *dmu, float *dlogsig, char *err) {
+	NEED(dw && db, "no gradient buffers");
+	for (int i = 0; i < nt->nl; i++) NEED(dw[i] && db[i], "layer %d: no gradient buffer", i);
+	NEED(nt->k == 0 || (dmu && dlogsig), "a GMM-CEBM needs the prior's gradient buffers");
+	return 0;
+}
+
+int net_energy(net *nt, const float *x, long nx, float *energy, char *err) {
+	NEED(x && energy && nx == (long)nt->x_size, "%ld input values, want %zu", nx, nt->x_size);
 	use_threads(nt);
-	if (forward(nt, x)) return 1;
+	nt->after_energy_grad = 0;
+	if (forward(nt, x, err)) return 1;
 	head(nt, energy, NULL, NULL);
 	return 0;
 }
 
-int net_energy_grad(net *nt, const float *x, float *energy, float *dx) {
+int net_energy_grad(net *nt, const float *x, long nx, float *energy, float *dx, char *err) {
+	NEED(x && energy && dx && nx == (long)nt->x_size, "%ld input values, want %zu", nx, nt->x_size);
 	use_threads(nt);
-	if (forward(nt, x)) return 1;
+	nt->after_energy_grad = 0;
+	if (forward(nt, x, err)) return 1;
 	head(nt, energy, NULL, NULL);
 	for (int i = nt->nl - 1; i >= 0; i--) {
 		layer *L = &nt->l[i];
 		if (L->act_bwd) {
 			dnnl_exec_arg_t e[3] = {{DNNL_ARG_SRC, L->pre}, {DNNL_ARG_DIFF_DST, L->d_post}, {DNNL_ARG_DIFF_SRC, L->d_pre}};
-			if (exec(nt, L->act_bwd, 3, e)) return 1;
+			if (exec(nt, L->act_bwd, 3, e, "swish backward", i, err)) return 1;
 		}
 		dnnl_memory_t d_src = i > 0 ? nt->l[i - 1].d_post : L->d_src;
 		dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_WEIGHTS, L->w_bwd}, {DNNL_ARG_DIFF_SRC, d_src}};
-		if (exec(nt, L->bwd, 3, a)) return 1;
+		if (exec(nt, L->bwd, 3, a, "backward data", i, err)) return 1;
 	}
-	if (run_reorder(nt, nt->dx_reorder, nt->l[0].d_src, nt->dx_user)) return 1;
-	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+	if (run_reorder(nt, nt->dx_reorder, nt->l[0].d_src, nt->dx_user, "input-gradient reorder", err)) return 1;
+	if (wait(nt, err)) return 1;
 	const dnnl_memory_desc_t *xmd;
 	dnnl_memory_get_memory_desc(nt->x_user, &xmd);
 	memcpy(dx, handle(nt->dx_reorder ? nt->dx_user : nt->l[0].d_src), dnnl_memory_desc_get_size(xmd));
+	nt->after_energy_grad = 1;
 	return 0;
 }
 
 // forward runs the layers on x and leaves the head's output in
 // nt->l[last].pre.
-static int forward(net *nt, const float *x) {
+static int forward(net *nt, const float *x, char *err) {
 	const dnnl_memory_desc_t *xmd;
 	dnnl_memory_get_memory_desc(nt->x_user, &xmd);
 	memcpy(handle(nt->x_user), x, dnnl_memory_desc_get_size(xmd));
-	if (run_reorder(nt, nt->x_reorder, nt->x_user, nt->x_prim)) return 1;
+	if (run_reorder(nt, nt->x_reorder, nt->x_user, nt->x_prim, "input reorder", err)) return 1;
 	for (int i = 0; i < nt->nl; i++) {
 		layer *L = &nt->l[i];
 		dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, L->src}, {DNNL_ARG_WEIGHTS, L->w_fwd}, {DNNL_ARG_BIAS, L->bias}, {DNNL_ARG_DST, L->pre}};
-		if (exec(nt, L->fwd, 4, a)) return 1;
+		if (exec(nt, L->fwd, 4, a, "forward", i, err)) return 1;
 		if (L->act) {
 			dnnl_exec_arg_t e[2] = {{DNNL_ARG_SRC, L->pre}, {DNNL_ARG_DST, L->post}};
-			if (exec(nt, L->act, 2, e)) return 1;
+			if (exec(nt, L->act, 2, e, "swish", i, err)) return 1;
 		}
 	}
-	return dnnl_stream_wait(nt->stream) != dnnl_success;
+	return wait(nt, err);
 }
 
 // head computes each image's energy and, scaled by w[b] (1 when w is
@@ -456,25 +557,28 @@ static void head(net *nt, float *energy, const float *wa, const float *wb) {
 	}
 }
 
-int net_param_grad(net *nt, const float *x, const float *wa, const float *wb, float *energy, float **dw, float **db, float *dmu, float *dlogsig) {
+int net_param_grad(net *nt, const float *x, long nx, const float *wa, const float *wb, float *energy, float **dw, float **db, float *dmu, float *dlogsig, char *err) {
+	NEED(x && wa && wb && energy && nx == (long)nt->x_size, "%ld input values, want %zu", nx, nt->x_size);
+	if (need_grads(nt, dw, db, dmu, dlogsig, err)) return 1;
 	use_threads(nt);
-	if (forward(nt, x)) return 1;
+	nt->after_energy_grad = 0;
+	if (forward(nt, x, err)) return 1;
 	head(nt, energy, wa, wb);
 	for (int i = nt->nl - 1; i >= 0; i--) {
 		layer *L = &nt->l[i];
 		if (L->act_bwd) {
 			dnnl_exec_arg_t e[3] = {{DNNL_ARG_SRC, L->pre}, {DNNL_ARG_DIFF_DST, L->d_post}, {DNNL_ARG_DIFF_SRC, L->d_pre}};
-			if (exec(nt, L->act_bwd, 3, e)) return 1;
+			if (exec(nt, L->act_bwd, 3, e, "swish backward", i, err)) return 1;
 		}
 		dnnl_exec_arg_t w[4] = {{DNNL_ARG_SRC, L->src}, {DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_DIFF_WEIGHTS, L->dw}, {DNNL_ARG_DIFF_BIAS, L->db}};
-		if (exec(nt, L->bww, 4, w)) return 1;
-		if (run_reorder(nt, L->dw_to_user, L->dw, L->dw_user)) return 1;
+		if (exec(nt, L->bww, 4, w, "backward weights", i, err)) return 1;
+		if (run_reorder(nt, L->dw_to_user, L->dw, L->dw_user, "weight-gradient reorder", err)) return 1;
 		if (i > 0) {
 			dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_WEIGHTS, L->w_bwd}, {DNNL_ARG_DIFF_SRC, nt->l[i - 1].d_post}};
-			if (exec(nt, L->bwd, 3, a)) return 1;
+			if (exec(nt, L->bwd, 3, a, "backward data", i, err)) return 1;
 		}
 	}
-	return copy_grads(nt, dw, db, dmu, dlogsig);
+	return copy_grads(nt, dw, db, dmu, dlogsig, err);
 }
 
 // The second-order step. D = Σ_b ⟨∂E_b/∂x, v_b⟩ is a function of θ through
@@ -590,59 +694,55 @@ static size_t floats(dnnl_memory_t m) {
 	return dnnl_memory_desc_get_size(md) / sizeof(float);
 }
 
-int net_score_param_grad(net *nt, const float *v, float **dw, float **db, float *dmu, float *dlogsig) {
+int net_score_param_grad(net *nt, const float *v, long nv, float **dw, float **db, float *dmu, float *dlogsig, char *err) {
+	NEED(v && nv == (long)nt->x_size, "%ld direction values, want %zu", nv, nt->x_size);
+	NEED(nt->after_energy_grad, "the second-order step needs net_energy_grad at the same images just before it");
+	if (need_grads(nt, dw, db, dmu, dlogsig, err)) return 1;
 	use_threads(nt);
 	memcpy(handle(nt->v_user), v, floats(nt->v_user) * sizeof(float));
-	if (run_reorder(nt, nt->x_reorder, nt->v_user, nt->v_prim)) return 1;
+	if (run_reorder(nt, nt->x_reorder, nt->v_user, nt->v_prim, "direction reorder", err)) return 1;
 	// The tangent of the forward pass along v.
 	for (int i = 0; i < nt->nl; i++) {
 		layer *L = &nt->l[i];
 		dnnl_memory_t src = i == 0 ? nt->v_prim : nt->l[i - 1].tan_post;
 		dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, L->w_fwd}, {DNNL_ARG_BIAS, L->zero_b}, {DNNL_ARG_DST, L->tan_pre}};
-		if (exec(nt, L->fwd, 4, a)) return 1;
+		if (exec(nt, L->fwd, 4, a, "forward", i, err)) return 1;
 		if (L->act) {
-			if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+			if (wait(nt, err)) return 1;
 			swish_tangent(handle(L->pre), handle(L->tan_pre), handle(L->tan_post), floats(L->pre));
 		}
 	}
-	if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+	if (wait(nt, err)) return 1;
 	layer *H = &nt->l[nt->nl - 1];
 	head_hvp(nt, handle(H->pre), handle(H->tan_pre), handle(H->adj_pre));
 	// Reverse mode through the forward and backward passes.
 	for (int i = nt->nl - 1; i >= 0; i--) {
 		layer *L = &nt->l[i];
 		if (L->act) {
-			if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+			if (wait(nt, err)) return 1;
 			swish_adjoint(handle(L->pre), handle(L->adj_post), handle(L->tan_pre), handle(L->d_post), handle(L->adj_pre), floats(L->pre));
 		}
 		dnnl_memory_t tsrc = i == 0 ? nt->v_prim : nt->l[i - 1].tan_post;
 		dnnl_exec_arg_t w1[4] = {{DNNL_ARG_SRC, L->src}, {DNNL_ARG_DIFF_DST, L->adj_pre}, {DNNL_ARG_DIFF_WEIGHTS, L->dw}, {DNNL_ARG_DIFF_BIAS, L->db}};
 		dnnl_exec_arg_t w2[4] = {{DNNL_ARG_SRC, tsrc}, {DNNL_ARG_DIFF_DST, L->d_pre}, {DNNL_ARG_DIFF_WEIGHTS, L->dw2}, {DNNL_ARG_DIFF_BIAS, L->db2}};
-		if (exec(nt, L->bww, 4, w1) || exec(nt, L->bww, 4, w2)) return 1;
+		if (exec(nt, L->bww, 4, w1, "backward weights", i, err) || exec(nt, L->bww, 4, w2, "backward weights", i, err)) return 1;
 		if (i > 0) {
 			dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, L->adj_pre}, {DNNL_ARG_WEIGHTS, L->w_bwd}, {DNNL_ARG_DIFF_SRC, nt->l[i - 1].adj_post}};
-			if (exec(nt, L->bwd, 3, a)) return 1;
+			if (exec(nt, L->bwd, 3, a, "backward data", i, err)) return 1;
 		}
-		if (dnnl_stream_wait(nt->stream) != dnnl_success) return 1;
+		if (wait(nt, err)) return 1;
 		float *g = handle(L->dw);
 		const float *g2 = handle(L->dw2);
 		size_t m = floats(L->dw);
 		for (size_t j = 0; j < m; j++) g[j] += g2[j];
-		if (run_reorder(nt, L->dw_to_user, L->dw, L->dw_user)) return 1;
+		if (run_reorder(nt, L->dw_to_user, L->dw, L->dw_user, "weight-gradient reorder", err)) return 1;
 	}
-	return copy_grads(nt, dw, db, dmu, dlogsig);
+	return copy_grads(nt, dw, db, dmu, dlogsig, err);
 }
 
 void net_free(net *nt) {
 	if (!nt) return;
-	for (int i = 0; i < MAXL; i++) {
-		layer *L = &nt->l[i];
-		dnnl_primitive_t ps[] = {L->fwd, L->bwd, L->act, L->act_bwd, L->w_to_fwd, L->w_to_bwd, L->bww, L->dw_to_user};
-		for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++) if (ps[j]) dnnl_primitive_destroy(ps[j]);
-		dnnl_memory_t ms[] = {L->w_fwd, L->w_bwd, L->bias, L->w_user, L->pre, L->post, L->d_post, L->d_pre, L->d_src, L->dw, L->dw_user, L->db,
-			L->tan_pre, L->tan_post, L->adj_pre, L->adj_post, L->dw2, L->db2, L->zero_b};
-		for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) if (ms[j]) dnnl_memory_destroy(ms[j]);
-	}
+	for (int i = 0; i < MAXL; i++) layer_free(&nt->l[i]);
 	if (nt->x_reorder) dnnl_primitive_destroy(nt->x_reorder);
 	if (nt->dx_reorder) dnnl_primitive_destroy(nt->dx_reorder);
 	if (nt->x_prim && nt->x_prim != nt->x_user) dnnl_memory_destroy(nt->x_prim);
@@ -650,7 +750,6 @@ void net_free(net *nt) {
 	if (nt->dx_user) dnnl_memory_destroy(nt->dx_user);
 	if (nt->v_prim && nt->v_prim != nt->v_user) dnnl_memory_destroy(nt->v_prim);
 	if (nt->v_user) dnnl_memory_destroy(nt->v_user);
-	for (int i = 0; i < nt->npd; i++) dnnl_primitive_desc_destroy(nt->pds[i]);
 	free(nt->lam1); free(nt->lam2); free(nt->prec); free(nt->mu); free(nt->dl1); free(nt->dl2); free(nt->score);
 	if (nt->stream) dnnl_stream_destroy(nt->stream);
 	if (nt->engine) dnnl_engine_destroy(nt->engine);

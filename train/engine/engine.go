@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"github.com/cebm/cebm/internal/modelfile"
+	"github.com/cebm/cebm/train/dnnl"
 	"github.com/cebm/cebm/train/graph"
 	"github.com/cebm/cebm/train/model"
 )
@@ -54,6 +55,38 @@ func (n Name) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("engine %q: want %s or %s", n, ORT, OneDNN)
+}
+
+// OneDNNHint says why a binary lacks the oneDNN engine and how to get it.
+const OneDNNHint = "onednn not built: build with -tags dnnl, needs libdnnl-dev"
+
+// Compiled lists the engines this binary has: ORT always, OneDNN when it
+// was built with -tags dnnl.
+func Compiled() []Name {
+	if dnnl.Available {
+		return []Name{ORT, OneDNN}
+	}
+	return []Name{ORT}
+}
+
+// Describe is Compiled for people: "onnxruntime, onednn", or
+// "onnxruntime (onednn not built: …)" with the hint.
+func Describe() string {
+	if dnnl.Available {
+		return string(ORT) + ", " + string(OneDNN)
+	}
+	return string(ORT) + " (" + OneDNNHint + ")"
+}
+
+// Usable is Validate, and for OneDNN also whether this binary has it.
+func (n Name) Usable() error {
+	if err := n.Validate(); err != nil {
+		return err
+	}
+	if n == OneDNN && !dnnl.Available {
+		return fmt.Errorf("engine %s: %s", n, OneDNNHint)
+	}
+	return nil
 }
 
 // New builds the engine named name (ORT when empty) for m; threads is the

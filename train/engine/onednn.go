@@ -25,7 +25,7 @@ type OneDNNEngine struct {
 func NewOneDNNEngine(m model.Model, threads int) (*OneDNNEngine, error) {
 	switch {
 	case !dnnl.Available:
-		return nil, errors.New("engine onednn: this build has no oneDNN: build with -tags dnnl and Debian's libdnnl-dev (make does when scripts/setup.sh could install it)")
+		return nil, OneDNN.Usable()
 	case m.Arch.Whiten:
 		return nil, errors.New("engine onednn: runs models without --whiten; use onnxruntime")
 	}
