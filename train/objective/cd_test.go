@@ -151,7 +151,8 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, change := range map[string]func(*Config){
-		"objective":   func(c *Config) { c.Name = "nce" },
+		"objective":   func(c *Config) { c.Name = "pcd" },
+		"nce noise":   func(c *Config) { c.Name, c.CD.DataNoise = NCE, 0 },
 		"reinit-from": func(c *Config) { c.CD.ReinitFrom = "gaussian" },
 		"noise":       func(c *Config) { c.Name, c.DSM.SigmaMin = DSM, 0 },
 		"base sigma":  func(c *Config) { c.DSM.BaseSigma = -1 },
@@ -163,7 +164,7 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if err := (Config{Name: "nce"}).Validate(1); err == nil || err.Error() != `objective "nce": want cd or dsm` {
+	if err := (Config{Name: "pcd"}).Validate(1); err == nil || err.Error() != `objective "pcd": want cd or dsm or nce` {
 		t.Errorf("unknown objective: %v", err)
 	}
 }
