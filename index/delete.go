@@ -70,15 +70,9 @@ func (f Filter) has(id int) bool {
 
 // SearchFilter is Search among the items of f only.
 func (ix *Index) SearchFilter(q []float32, k int, f Filter) ([]Neighbor, error) {
-	if err := ix.checkQuery(q, k); err != nil {
+	s, err := ix.searchable(q, k)
+	if err != nil {
 		return nil, err
-	}
-	if len(q) != ix.dim {
-		return nil, fmt.Errorf("%w: query has %d values, index dim is %d", ErrDim, len(q), ix.dim)
-	}
-	s := ix.cur.Load()
-	if s.n == 0 {
-		return nil, ErrEmpty
 	}
 	t := newTopk(k + Rerank)
 	out := make([]float32, chunkItems)

@@ -71,9 +71,9 @@ func (ix *Index) checkQuery(qs []float32, k int) error {
 	return checkVectors(qs, ix.dim, "query")
 }
 
-// Search returns the k nearest items to q (fewer if the index holds fewer),
-// nearest first. It runs on the calling goroutine.
-func (ix *Index) Search(q []float32, k int) ([]Neighbor, error) {
+// searchable checks a query of k neighbours and returns the index's
+// current state to search.
+func (ix *Index) searchable(q []float32, k int) (*state, error) {
 	if err := ix.checkQuery(q, k); err != nil {
 		return nil, err
 	}
@@ -83,6 +83,16 @@ func (ix *Index) Search(q []float32, k int) ([]Neighbor, error) {
 	s := ix.cur.Load()
 	if s.n == 0 {
 		return nil, ErrEmpty
+	}
+	return s, nil
+}
+
+// Search returns the k nearest items to q (fewer if the index holds fewer),
+// nearest first. It runs on the calling goroutine.
+func (ix *Index) Search(q []float32, k int) ([]Neighbor, error) {
+	s, err := ix.searchable(q, k)
+	if err != nil {
+		return nil, err
 	}
 	t := newTopk(k + Rerank)
 	out := make([]float32, chunkItems)
