@@ -3,6 +3,7 @@ package eval
 import (
 	"bufio"
 	"fmt"
+	"image/color"
 	"io"
 	"slices"
 	"strconv"
@@ -18,7 +19,10 @@ import (
 // LabPoint is one evaluation of a training run, a line of the lab book's
 // TSV (package experiment writes them):
 //
-//	name  train_minutes  steps  knn1  pixel_knn1  split  flags
+//	name  train_minutes  steps  knn1  pixel_knn1  split  flags  [pca50_knn1]
+//
+// The last field, the 1-NN of a 50-component PCA of the pixels on the same
+// split, came later: lines without it read as PCA50KNN1 = 0 (unknown).
 type LabPoint struct {
 	Run        string
 	Minutes    float64
@@ -27,6 +31,7 @@ type LabPoint struct {
 	PixelKNN1  float64
 	Split      string
 	Flags      string
+	PCA50KNN1  float64
 	LineNumber int
 }
 
@@ -56,6 +61,9 @@ func ReadLabBook(r io.Reader) ([]LabPoint, error) {
 				}
 			}
 		}
+		if err == nil && len(f) > 7 && f[7] != "" {
+			p.PCA50KNN1, err = strconv.ParseFloat(f[7], 64)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("lab book line %d: %w", n, err)
 		}
@@ -65,12 +73,13 @@ func ReadLabBook(r io.Reader) ([]LabPoint, error) {
 }
 
 // LabCurvesPNG draws 1-NN accuracy against training minutes, one line per
-// run, for the points of one split, with the pixel baseline as a
-// horizontal line — the lab book's first picture.
+// run, for the points of one split, with the pixel baseline and (where
+// the lines carry it) the PCA-50 baseline as horizontal lines — the lab
+// book's first picture.
 func LabCurvesPNG(path string, points []LabPoint, split, title string) error {
 	runs := map[string]plotter.XYs{}
 	var order []string
-	var pixel float64
+	var pixel, pca float64
 	for _, p := range points {
 		if p.Split != split {
 			continue
@@ -80,6 +89,9 @@ func LabCurvesPNG(path string, points []LabPoint, split, title string) error {
 		}
 		runs[p.Run] = append(runs[p.Run], plotter.XY{X: p.Minutes, Y: p.KNN1})
 		pixel = p.PixelKNN1
+		if p.PCA50KNN1 > 0 {
+			pca = p.PCA50KNN1
+		}
 	}
 	if len(order) == 0 {
 		return fmt.Errorf("lab book: no %s evaluations to plot", split)
@@ -123,9 +135,20 @@ func LabCurvesPNG(path string, points []LabPoint, split, title string) error {
 	base.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
 	pl.Add(base)
 	pl.Legend.Add(fmt.Sprintf("pixels %.4f", pixel), base)
+	if pca > 0 {
+		lin, err := plotter.NewLine(plotter.XYs{{X: 0, Y: pca}, {X: maxX, Y: pca}})
+		if err != nil {
+			return err
+		}
+		lin.Width = vg.Points(2)
+		lin.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+		lin.Color = color.Gray{Y: 110}
+		pl.Add(lin)
+		pl.Legend.Add(fmt.Sprintf("PCA-50 of pixels %.4f", pca), lin)
+	}
 	// Runs that collapse would squeeze the rest into a thin band: the
 	// axis stops 0.09 below the pixel baseline, and lower points fall off.
-	pl.Y.Min, pl.Y.Max = max(pl.Y.Min, pixel-0.09), max(pl.Y.Max, pixel+0.005)
+	pl.Y.Min, pl.Y.Max = max(pl.Y.Min, pixel-0.09), max(pl.Y.Max, pixel+0.005, pca+0.005)
 	pl.Legend.Top = false
 	pl.Legend.Left = true
 	pl.Legend.TextStyle.Font.Size = vg.Points(8)

@@ -3,7 +3,7 @@
 // per evaluation to the lab book, experiments.tsv (read back by
 // eval.ReadLabBook):
 //
-//	name  train_minutes  steps  knn1  pixel_knn1  split  flags
+//	name  train_minutes  steps  knn1  pixel_knn1  split  flags  pca50_knn1
 //
 // Recipes are chosen on the validation split: the run trains on the first
 // 50,000 training images and each evaluation is 1-NN of the last 10,000
@@ -213,7 +213,7 @@ func (o *Options) evaluate(ctx context.Context, m string, threads int, log io.Wr
 	if err != nil {
 		return eval.LabPoint{}, fmt.Errorf("experiment %s: evaluating %s: %w", o.Name, m, err)
 	}
-	return eval.LabPoint{Steps: r.Steps, KNN1: r.KNN1Accuracy, PixelKNN1: r.PixelKNN1Accuracy, Split: o.Eval.Split, Flags: o.Flags}, nil
+	return eval.LabPoint{Steps: r.Steps, KNN1: r.KNN1Accuracy, PixelKNN1: r.PixelKNN1Accuracy, PCA50KNN1: r.PCA50KNN1Accuracy, Split: o.Eval.Split, Flags: o.Flags}, nil
 }
 
 // appendLine appends p to the lab book and writes it to o.Out.
@@ -246,7 +246,11 @@ func Line(p eval.LabPoint) string {
 		}
 		return string(b)
 	}
-	return fmt.Sprintf("%s\t%.1f\t%d\t%s\t%s\t%s\t%s\n", p.Run, p.Minutes, p.Steps, num(p.KNN1), num(p.PixelKNN1), p.Split, p.Flags)
+	line := fmt.Sprintf("%s\t%.1f\t%d\t%s\t%s\t%s\t%s", p.Run, p.Minutes, p.Steps, num(p.KNN1), num(p.PixelKNN1), p.Split, p.Flags)
+	if p.PCA50KNN1 > 0 {
+		line += "\t" + num(p.PCA50KNN1)
+	}
+	return line + "\n"
 }
 
 // trainMinutes is the run's training minutes so far, from the last line

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,8 +68,9 @@ func TestExperiment(t *testing.T) {
 	if pts[3].Steps <= pts[0].Steps || pts[3].Minutes < pts[0].Minutes {
 		t.Errorf("second increment at step %d, %v min; first at %d, %v min", pts[3].Steps, pts[3].Minutes, pts[0].Steps, pts[0].Minutes)
 	}
-	if !strings.HasSuffix(string(tsv), "\tval\t--ema 0.9 --train-limit 300\n") {
-		t.Errorf("lab book does not end with the split and the flags: %q", tsv)
+	last := pts[len(pts)-1]
+	if !strings.HasSuffix(string(tsv), "\tval\t--ema 0.9 --train-limit 300\t"+strconv.FormatFloat(last.PCA50KNN1, 'f', -1, 64)+"\n") || last.PCA50KNN1 <= 0.1 {
+		t.Errorf("lab book does not end with the split, the flags and the PCA-50 figure: %q", tsv)
 	}
 	// The last increment's export, evaluated as cebm eval would.
 	opt := eval.DefaultOptions()
@@ -82,7 +84,7 @@ func TestExperiment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.KNN1Accuracy != pts[3].KNN1 || r.Steps != pts[3].Steps {
+	if r.KNN1Accuracy != pts[3].KNN1 || r.Steps != pts[3].Steps || r.PCA50KNN1Accuracy != pts[3].PCA50KNN1 {
 		t.Errorf("lab book: 1-NN %v at step %d; eval of the file: %v at %d", pts[3].KNN1, pts[3].Steps, r.KNN1Accuracy, r.Steps)
 	}
 	if _, err := os.Stat(filepath.Join(runs, "exp-tiny.log")); err != nil {
@@ -119,5 +121,13 @@ func TestLine(t *testing.T) {
 	got := Line(eval.LabPoint{Run: "r(last)", Minutes: 2.96, Steps: 120, KNN1: 0.9712, PixelKNN1: 0.97, Split: "val", Flags: "--lr 5e-4"})
 	if want := "r(last)\t3.0\t120\t0.9712\t0.97\tval\t--lr 5e-4\n"; got != want {
 		t.Errorf("Line = %q, want %q", got, want)
+	}
+	got = Line(eval.LabPoint{Run: "r", Minutes: 3, Steps: 120, KNN1: 0.9712, PixelKNN1: 0.97, Split: "val", PCA50KNN1: 0.9756})
+	if want := "r\t3.0\t120\t0.9712\t0.97\tval\t\t0.9756\n"; got != want {
+		t.Errorf("Line = %q, want %q", got, want)
+	}
+	pts, err := eval.ReadLabBook(strings.NewReader(got))
+	if err != nil || len(pts) != 1 || pts[0].PCA50KNN1 != 0.9756 || pts[0].Flags != "" {
+		t.Errorf("read back %+v, %v", pts, err)
 	}
 }
