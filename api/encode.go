@@ -35,7 +35,7 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 		out.Results[i] = posteriorJSON(&res[i])
 		out.Results[i].OOD = s.ood(res[i].Energy, nearest[i])
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeEncodeJSON(w, &out)
 	return nil
 }
 
