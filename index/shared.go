@@ -1,6 +1,9 @@
 package index
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
 // Concurrent single queries share scans. A query that arrives while
 // another single query is scanning the items does not start a scan of its
@@ -44,9 +47,8 @@ func (ix *Index) searchShared(q []float32, k int) ([]Neighbor, error) {
 	}
 	sh.running = true
 	sh.mu.Unlock()
-	res, err := ix.Search(q, k)
-	ix.handOff()
-	return res, err
+	defer ix.handOff() // even if Search panics, for the next queries
+	return ix.Search(q, k)
 }
 
 // handOff ends a scan: with queries waiting, a new goroutine searches them
@@ -83,15 +85,7 @@ func (ix *Index) searchWaiting(batch []*sharedQuery) {
 				rest = append(rest, w)
 			}
 		}
-		var found [][]Neighbor
-		var err error
-		if len(same) == 1 {
-			var r []Neighbor
-			r, err = ix.Search(qs, k)
-			found = [][]Neighbor{r}
-		} else {
-			found, err = ix.searchBatch(qs, k)
-		}
+		found, err := ix.searchGroup(qs, k)
 		for i, w := range same {
 			if err != nil {
 				w.err = err
@@ -102,4 +96,19 @@ func (ix *Index) searchWaiting(batch []*sharedQuery) {
 		}
 		batch = rest
 	}
+}
+
+// searchGroup searches the queries of one k; a panic is its error, since
+// no handler's recovery covers the hand-off's goroutine.
+func (ix *Index) searchGroup(qs []float32, k int) (found [][]Neighbor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			found, err = nil, fmt.Errorf("index: shared search: %v", r)
+		}
+	}()
+	if len(qs) == ix.dim {
+		r, err := ix.Search(qs, k)
+		return [][]Neighbor{r}, err
+	}
+	return ix.searchBatch(qs, k)
 }
