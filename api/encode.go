@@ -35,7 +35,7 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 		out.Results[i] = posteriorJSON(&res[i])
 		out.Results[i].OOD = s.ood(res[i].Energy, nearest[i])
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeEncodeJSON(w, &out)
 	return nil
 }
 
@@ -46,7 +46,9 @@ func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
 	if isItemID(id) {
 		return s.handleItemPosterior(w, r)
 	}
-	res, err := s.store.Get(r.Context(), id)
+	sctx, span := s.startSpan(r.Context(), "store get")
+	res, err := s.store.Get(sctx, id)
+	endSpan(span, err)
 	if err != nil {
 		return storeProblem(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -13,8 +14,9 @@ import (
 // TestTracing: one /classify-knn request under a caller's W3C trace
 // context is a server span that continues the caller's trace, with one
 // child span per step (decode, queue wait, encode, store put, index
-// search) in the SDK's in-memory exporter; a server without a tracer
-// provider exports nothing.
+// search) in the SDK's in-memory exporter; queries by id and GET
+// /posterior/{id} have a store get span instead (failed for an unknown id);
+// a server without a tracer provider exports nothing.
 func TestTracing(t *testing.T) {
 	setup(t)
 	exp := tracetest.NewInMemoryExporter()
@@ -72,6 +74,22 @@ func TestTracing(t *testing.T) {
 	do(t, s, req("POST", "/classify-knn", "application/json", []byte(`{"id":"`+id+`"}`)))
 	if got := names(exp.GetSpans()); len(got) != 3 || got[0] != "store get" || got[1] != "index search" || got[2] != "POST /classify-knn" {
 		t.Errorf("spans of a query by id: %v", got)
+	}
+
+	// So does GET /posterior/{id}, with the store lookup its own span.
+	exp.Reset()
+	do(t, s, req("GET", "/posterior/"+id, "", nil))
+	spans = exp.GetSpans()
+	if got := names(spans); len(got) != 2 || got[0] != "store get" || got[1] != "GET /posterior/{id}" {
+		t.Errorf("spans of GET /posterior/{id}: %v", got)
+	} else if spans[0].Parent.SpanID() != spans[1].SpanContext.SpanID() {
+		t.Errorf("the store get is not a child of the GET /posterior/{id} span")
+	}
+	// An unknown id: the store get span records the miss.
+	exp.Reset()
+	do(t, s, req("GET", "/posterior/0123456789abcdef", "", nil))
+	if spans = exp.GetSpans(); len(spans) != 2 || spans[0].Name != "store get" || spans[0].Status.Code != codes.Error {
+		t.Errorf("spans of GET /posterior/{id} for an unknown id: %v", names(spans))
 	}
 
 	// A traceparent is nothing to a server without tracing.

@@ -12,9 +12,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -164,6 +166,112 @@ func (c *Client) IndexItem(ctx context.Context, id int) (*wire.IndexItem, error)
 func (c *Client) IndexItemImage(ctx context.Context, id int) ([]byte, error) {
 	var out []byte
 	return out, c.do(ctx, http.MethodGet, "/index/items/"+strconv.Itoa(id)+"/image", nil, &out)
+}
+
+// EmbeddingsOptions are POST /v1/embeddings' optional fields.
+type EmbeddingsOptions struct {
+	// Model is the served model's name or digest; "" asks GET /models
+	// for the first model's name first.
+	Model string
+	// Base64 asks for encoding_format base64 (little-endian float32s in
+	// base64: a smaller answer, the same numbers) instead of float.
+	Base64 bool
+}
+
+// Embeddings answers POST /v1/embeddings: the model that embedded the
+// images and each image's embedding (its posterior mean), in order.
+type Embeddings struct {
+	Model   string
+	Vectors [][]float32
+}
+
+// Embeddings is POST /v1/embeddings, OpenAI's embeddings protocol: each
+// image (PNG or JPEG bytes, sent as a data URI) embedded as its posterior
+// mean, whichever encoding_format carried it.
+func (c *Client) Embeddings(ctx context.Context, opts EmbeddingsOptions, images ...[]byte) (*Embeddings, error) {
+	model := opts.Model
+	if model == "" {
+		m, err := c.Models(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(m.Models) == 0 {
+			return nil, fmt.Errorf("client: GET /models lists no model to embed with")
+		}
+		model = m.Models[0].Name
+	}
+	input := make([]string, len(images))
+	for i, b := range images {
+		input[i] = dataURI(b)
+	}
+	raw, err := json.Marshal(input)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	q := wire.EmbeddingsRequest{Input: raw, Model: model, EncodingFormat: "float"}
+	if opts.Base64 {
+		q.EncodingFormat = "base64"
+	}
+	var out struct {
+		Model string `json:"model"`
+		Data  []struct {
+			Index     int             `json:"index"`
+			Embedding json.RawMessage `json:"embedding"`
+		} `json:"data"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/v1/embeddings", q, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Data) != len(images) {
+		return nil, fmt.Errorf("client: POST /v1/embeddings answered %d embeddings for %d images", len(out.Data), len(images))
+	}
+	res := &Embeddings{Model: out.Model, Vectors: make([][]float32, len(images))}
+	for _, d := range out.Data {
+		if d.Index < 0 || d.Index >= len(images) || res.Vectors[d.Index] != nil {
+			return nil, fmt.Errorf("client: POST /v1/embeddings answered embedding index %d twice or out of range", d.Index)
+		}
+		v, err := embeddingVector(d.Embedding, opts.Base64)
+		if err != nil {
+			return nil, fmt.Errorf("client: POST /v1/embeddings: embedding %d: %w", d.Index, err)
+		}
+		res.Vectors[d.Index] = v
+	}
+	return res, nil
+}
+
+// dataURI is an image as a data URI of its sniffed type (image/png or
+// image/jpeg); other bytes go as bare base64, for the server to refuse.
+func dataURI(b []byte) string {
+	enc := base64.StdEncoding.EncodeToString(b)
+	if ct := http.DetectContentType(b); strings.HasPrefix(ct, "image/") {
+		return "data:" + ct + ";base64," + enc
+	}
+	return enc
+}
+
+// embeddingVector decodes one embedding: a JSON array of numbers, or (b64)
+// a base64 string of little-endian float32s.
+func embeddingVector(raw json.RawMessage, b64 bool) ([]float32, error) {
+	if !b64 {
+		var v []float32
+		return v, json.Unmarshal(raw, &v)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, err
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("%d bytes of base64 embedding, not whole float32s", len(b))
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v, nil
 }
 
 // Models is GET /models: the served model's card.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -194,6 +195,44 @@ func TestClient(t *testing.T) {
 	problem(t, err, 400, "invalid-request")
 	_, err = c.IndexItem(ctx, 99999)
 	problem(t, err, 404, "not-found")
+}
+
+// TestClientEmbeddings: Embeddings answers each image's /encode posterior
+// mean, the same numbers whether they came as floats or base64, with the
+// model named or found through GET /models; an unknown model is the
+// server's 404 problem.
+func TestClientEmbeddings(t *testing.T) {
+	srv, test := server(t, "", true)
+	c, _ := New(srv.URL)
+	ctx := context.Background()
+	imgs := [][]byte{digit(t, test, 0), digit(t, test, 1), digit(t, test, 2)}
+	enc, err := c.Encode(ctx, imgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, err := c.Models(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := models.Models[0].Name
+	for _, opts := range []EmbeddingsOptions{{}, {Base64: true}, {Model: name}, {Model: models.Models[0].Digest, Base64: true}} {
+		e, err := c.Embeddings(ctx, opts, imgs...)
+		if err != nil {
+			t.Fatalf("%+v: %v", opts, err)
+		}
+		if e.Model != name || len(e.Vectors) != len(imgs) {
+			t.Fatalf("%+v: model %q, %d vectors", opts, e.Model, len(e.Vectors))
+		}
+		for i, v := range e.Vectors {
+			if !slices.Equal(v, enc.Results[i].Mean) {
+				t.Errorf("%+v: embedding %d is not /encode's posterior mean: %v vs %v", opts, i, v[:3], enc.Results[i].Mean[:3])
+			}
+		}
+	}
+	_, err = c.Embeddings(ctx, EmbeddingsOptions{Model: "no-such-model"}, imgs[0])
+	problem(t, err, 404, "model-not-found")
+	_, err = c.Embeddings(ctx, EmbeddingsOptions{}, []byte("not an image"))
+	problem(t, err, 415, "unsupported-media-type")
 }
 
 func TestClientKeyAndNotReady(t *testing.T) {

@@ -77,3 +77,39 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSharedSearch: 32 goroutines each searching one query at a time
+// (as a server's requests do), through SearchBatch (single queries share
+// scans) and through Search (each its own scan): ms/query of each, and
+// their ratio.
+func BenchmarkSharedSearch(b *testing.B) {
+	ix, _ := bench()
+	r := rand.New(rand.NewPCG(9, 9))
+	const clients, each = 32, 8
+	qs, _ := randomData(r, clients*each, benchDim, false)
+	run := func(search func(q []float32) error) time.Duration {
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for c := range clients {
+			wg.Go(func() {
+				for j := range each {
+					i := c*each + j
+					if err := search(qs[i*benchDim : (i+1)*benchDim]); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(t0)
+	}
+	var shared, alone time.Duration
+	for b.Loop() {
+		shared += run(func(q []float32) error { _, err := ix.SearchBatch(q, 1); return err })
+		alone += run(func(q []float32) error { _, err := ix.Search(q, 1); return err })
+	}
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N*clients*each) / 1e6 }
+	b.ReportMetric(per(shared), "shared_ms/query")
+	b.ReportMetric(per(alone), "alone_ms/query")
+	b.ReportMetric(float64(alone)/float64(shared), "speedup")
+}

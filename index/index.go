@@ -82,6 +82,7 @@ type Index struct {
 	digest string
 	mu     sync.Mutex // serialises writers
 	cur    atomic.Pointer[state]
+	share  sharer // concurrent single queries of SearchBatch (shared.go)
 }
 
 // New returns an empty index of vectors of dimension dim (dim ≥ 1), built

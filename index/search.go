@@ -145,18 +145,27 @@ const (
 // SearchBatch searches every query in qs (len(qs)/Dim() queries, row after
 // row) and returns their results in order. It computes the scores as one
 // blocked matrix product, in parallel on runtime.GOMAXPROCS(0) goroutines.
+// A single query shares its scan with single queries of other goroutines
+// that arrive while one runs (shared.go).
 func (ix *Index) SearchBatch(qs []float32, k int) ([][]Neighbor, error) {
 	if err := ix.checkQuery(qs, k); err != nil {
 		return nil, err
 	}
+	if len(qs) == ix.dim {
+		r, err := ix.searchShared(qs, k)
+		if err != nil {
+			return nil, err
+		}
+		return [][]Neighbor{r}, nil
+	}
+	return ix.searchBatch(qs, k)
+}
+
+// searchBatch is SearchBatch of checked queries, always as one batch.
+func (ix *Index) searchBatch(qs []float32, k int) ([][]Neighbor, error) {
 	s := ix.cur.Load()
 	if s.n == 0 {
 		return nil, ErrEmpty
-	}
-	nq := len(qs) / ix.dim
-	if nq == 1 {
-		r, err := ix.Search(qs, k)
-		return [][]Neighbor{r}, err
 	}
 	b := newBatch(s, qs, ix.dim, k)
 	b.score()
