@@ -72,11 +72,24 @@ func ReadLabBook(r io.Reader) ([]LabPoint, error) {
 	return out, sc.Err()
 }
 
-// LabCurvesPNG draws 1-NN accuracy against training minutes, one line per
-// run, for the points of one split, with the pixel baseline and (where
+// LabAxis is what the lab book's picture puts along x.
+type LabAxis string
+
+// The axes: training minutes (comparable between runs only on a quiet
+// machine) or updates (comparable when runs shared the cores).
+const (
+	AxisMinutes LabAxis = "minutes"
+	AxisUpdates LabAxis = "updates"
+)
+
+// LabCurvesPNG draws 1-NN accuracy against training minutes or updates
+// (x), one line per run, for the points of one split, with the pixel baseline and (where
 // the lines carry it) the PCA-50 baseline as horizontal lines — the lab
 // book's first picture.
-func LabCurvesPNG(path string, points []LabPoint, split, title string) error {
+func LabCurvesPNG(path string, points []LabPoint, split, title string, x LabAxis) error {
+	if x != AxisMinutes && x != AxisUpdates {
+		return fmt.Errorf("lab book: x axis %q: want %s or %s", x, AxisMinutes, AxisUpdates)
+	}
 	runs := map[string]plotter.XYs{}
 	var order []string
 	var pixel, pca float64
@@ -87,7 +100,11 @@ func LabCurvesPNG(path string, points []LabPoint, split, title string) error {
 		if _, ok := runs[p.Run]; !ok {
 			order = append(order, p.Run)
 		}
-		runs[p.Run] = append(runs[p.Run], plotter.XY{X: p.Minutes, Y: p.KNN1})
+		at := p.Minutes
+		if x == AxisUpdates {
+			at = float64(p.Steps)
+		}
+		runs[p.Run] = append(runs[p.Run], plotter.XY{X: at, Y: p.KNN1})
 		pixel = p.PixelKNN1
 		if p.PCA50KNN1 > 0 {
 			pca = p.PCA50KNN1
@@ -98,7 +115,7 @@ func LabCurvesPNG(path string, points []LabPoint, split, title string) error {
 	}
 	pl := plot.New()
 	pl.Title.Text = title
-	pl.X.Label.Text = "training minutes"
+	pl.X.Label.Text = "training " + string(x)
 	pl.Y.Label.Text = "1-NN accuracy (" + split + ")"
 	pl.Add(plotter.NewGrid())
 	var maxX float64

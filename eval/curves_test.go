@@ -22,14 +22,19 @@ func TestLabBook(t *testing.T) {
 		t.Fatalf("parsed %+v", pts)
 	}
 	path := filepath.Join(t.TempDir(), "curves.png")
-	if err := LabCurvesPNG(path, pts, "val", "MNIST"); err != nil {
-		t.Fatal(err)
+	for _, x := range []LabAxis{AxisMinutes, AxisUpdates} {
+		if err := LabCurvesPNG(path, pts, "val", "MNIST", x); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if b, err := os.ReadFile(path); err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
 		t.Fatalf("no PNG written (%d bytes, %v)", len(b), err)
 	}
-	if err := LabCurvesPNG(path, pts, "nope", "MNIST"); err == nil {
+	if err := LabCurvesPNG(path, pts, "nope", "MNIST", AxisMinutes); err == nil {
 		t.Error("a split with no points was plotted")
+	}
+	if err := LabCurvesPNG(path, pts, "val", "MNIST", "hours"); err == nil {
+		t.Error("an unknown axis was accepted")
 	}
 	for _, bad := range []string{"a\t5\t100\t0.95\n", "a\tfive\t100\t0.95\t0.97\tval\t\n", "a\t5\t100\t0.95\t0.97\tval\t\tPCA\n"} {
 		if _, err := ReadLabBook(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "line 1") {

@@ -64,7 +64,7 @@ func runEval(ctx context.Context, args []string, env func(string) string, stdout
 	case f.readme != "":
 		return eval.UpdateReadmeFrom(f.readme, f.args)
 	case f.labBook != "":
-		return plotLabBook(f.labBook, f.plotOut, f.split, f.name, f.plotRuns)
+		return plotLabBook(f.labBook, f.plotOut, f.split, f.name, f.plotRuns, eval.LabAxis(f.plotX))
 	case len(f.args) > 0:
 		return fmt.Errorf("eval: unexpected arguments %q", f.args)
 	}
@@ -104,6 +104,7 @@ type evalFlags struct {
 	split, labBook, plotOut, readme        string
 	models                                 string // --models: every *.onnx in this folder
 	plotRuns                               string // regexp of the runs --plot-lab-book draws
+	plotX                                  string // minutes or updates along x
 	asJSON                                 bool
 	trainLimit, testLimit, valN            int
 	args                                   []string // after the flags
@@ -158,6 +159,7 @@ CEBM_<FLAG> (e.g. CEBM_MODEL).
 	fs.StringVar(&f.labBook, "plot-lab-book", "", "draw 1-NN against training minutes from this lab-book TSV (cebm experiment) into --plot-out, then stop")
 	fs.StringVar(&f.plotOut, "plot-out", "docs/experiments-knn1.png", "picture written by --plot-lab-book")
 	fs.StringVar(&f.plotRuns, "plot-runs", "", "with --plot-lab-book: draw only the runs whose name matches this regular expression")
+	fs.StringVar(&f.plotX, "plot-x", "minutes", "with --plot-lab-book: what goes along x, minutes or updates (updates when runs shared the cores)")
 	fs.StringVar(&f.readme, "update-readme", "", "rewrite the results table of this Markdown file from the results.json in the folders given as arguments (or of --models), then stop")
 	fs.StringVar(&f.models, "models", "", "evaluate every exported model (*.onnx) in this folder, each on its own data set, into --out/NAME (default runs/eval), then rewrite --update-readme's table if given")
 	if _, err := parseFlags("eval", fs, args, env); err != nil {
@@ -291,7 +293,7 @@ func printReport(w io.Writer, r *eval.Report, out string) {
 
 // plotLabBook draws the lab book's picture: 1-NN on one split against
 // training minutes, a line per run, pixels as a horizontal line.
-func plotLabBook(tsv, out, split, name, runs string) error {
+func plotLabBook(tsv, out, split, name, runs string, x eval.LabAxis) error {
 	re, err := regexp.Compile(runs)
 	if err != nil {
 		return fmt.Errorf("--plot-runs: %w", err)
@@ -307,5 +309,5 @@ func plotLabBook(tsv, out, split, name, runs string) error {
 	}
 	pts = slices.DeleteFunc(pts, func(p eval.LabPoint) bool { return !re.MatchString(p.Run) })
 	title := cmp.Or(name, "mnist") + ": 1-NN of posterior means, " + split + " split"
-	return eval.LabCurvesPNG(out, pts, split, title)
+	return eval.LabCurvesPNG(out, pts, split, title, x)
 }
