@@ -13,10 +13,11 @@ import (
 
 // handleEncode is POST /encode: each image's id and posterior.
 func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.model()
+	b, err := s.model(r)
 	if err != nil {
 		return err
 	}
+	st := pinned(r).st
 	var q encodeRequest
 	if err := s.readRequest(r, &q); err != nil {
 		return err
@@ -30,10 +31,10 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 	for i := range res {
 		latents = append(latents, res[i].Latent...)
 	}
-	nearest := s.nearest(latents, len(res))
+	nearest := s.nearest(st, latents, len(res))
 	for i := range res {
 		out.Results[i] = posteriorJSON(&res[i])
-		out.Results[i].OOD = s.ood(res[i].Energy, nearest[i])
+		out.Results[i].OOD = s.ood(st, res[i].Energy, nearest[i])
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -51,7 +52,9 @@ func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
 		return storeProblem(err)
 	}
 	p := posteriorJSON(res)
-	p.OOD = s.ood(res.Energy, s.nearest(res.Latent, 1)[0])
+	if st := pinned(r).st; st != nil && len(res.Latent) == st.ix.Dim() {
+		p.OOD = s.ood(st, res.Energy, s.nearest(st, res.Latent, 1)[0])
+	}
 	writeJSON(w, http.StatusOK, p)
 	return nil
 }

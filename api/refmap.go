@@ -143,9 +143,9 @@ func project(m *RefMap, v []float32) (x, y float32) {
 
 // handleMap is GET /index/map.
 func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) error {
-	st := s.state.Load()
-	if st == nil {
-		return retryable(kindNotReady, "The reference index is still loading.", 1)
+	st, err := s.reference(r)
+	if err != nil {
+		return err
 	}
 	if st.refMap == nil {
 		return problem(kindNotFound, "This server has no reference set to map.")
