@@ -307,9 +307,20 @@ func TestSwapUnderLoad(t *testing.T) {
 		t.Fatalf("PUT /models/mnist-cebm: %d %s", code, body)
 	}
 	t.Logf("swap under load: %d requests (%d during the PUT), %d failed, %d mixed", requests.Load(), requests.Load()-before, failed.Load(), mixed.Load())
-	want := known[models.Models[0].Digest]
-	if models.Models[0].Name != "mnist-cebm" || want.digest == "" || want.refs == nil {
-		t.Fatalf("after the PUT: %+v", models.Models)
+	digest := func(models wire.ModelsResponse) string {
+		for _, m := range models.Models {
+			if m.Name == "mnist-cebm" {
+				return m.Digest
+			}
+		}
+		return ""
+	}
+	want := known[digest(models)]
+	if want.digest != known[want.digest].digest || want.refs == nil || want.digest == "" {
+		t.Fatalf("after the PUT mnist-cebm is %q", digest(models))
+	}
+	if d := encodeDirectly(t, gmmModel, test, nil); d.digest != want.digest {
+		t.Fatalf("after the PUT mnist-cebm is %s, not the GMM-CEBM's %s", want.digest, d.digest)
 	}
 	if _, ok := digests.Load(want.digest); !ok {
 		t.Error("no answer came from the new model")
@@ -343,8 +354,8 @@ func TestSwapUnderLoad(t *testing.T) {
 	if code, body := call(s.Handler(), "GET", fmt.Sprintf("/index/items/%d", ids[2]), "", nil, &it); code != 200 || it.Label != test.Labels[12] {
 		t.Errorf("item %d after a restart: %d %s", ids[2], code, body)
 	}
-	if code, _ := call(s.Handler(), "GET", "/models", "", nil, &models); code != 200 || models.Models[0].Digest != want.digest {
-		t.Errorf("after a restart: %+v", models.Models)
+	if code, _ := call(s.Handler(), "GET", "/models", "", nil, &models); code != 200 || digest(models) != want.digest {
+		t.Errorf("after a restart mnist-cebm is %s, not %s", digest(models), want.digest)
 	}
 }
 
