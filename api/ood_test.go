@@ -199,7 +199,7 @@ func TestReferenceMap(t *testing.T) {
 	}
 	// Without a reference set there is no map.
 	s2, _ := newTestServer(t, fixture.cebm, 100, DefaultConfig())
-	s2.served().st.refMap = nil
+	s2.served().st.tables.Store(&refTables{})
 	w = do(t, s2, req("GET", "/index/map", "", nil))
 	checkProblem(t, w, 404, "not-found")
 }

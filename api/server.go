@@ -116,11 +116,58 @@ type indexState struct {
 	ref   Reference
 	// classes are the model's class names (labels of filters and answers).
 	classes []string
+	// tables are the out-of-distribution distances and the map of the
+	// reference items not deleted; refreshing is set while they are
+	// computed again after a delete (refTables).
+	tables     atomic.Pointer[refTables]
+	refreshing atomic.Bool
+}
+
+// refTables is what the server computes from the live reference items.
+type refTables struct {
 	// nnDist are the squared latent distances of a sample of reference
 	// items to their nearest other index item, sorted ascending: the
 	// out-of-distribution score ranks a query's nearest distance among them.
-	nnDist []float32
-	refMap *RefMap // GET /index/map; nil without a reference set
+	nnDist  []float32
+	refMap  *RefMap // GET /index/map; nil without a reference set
+	deleted int     // the index's deleted items when they were computed
+}
+
+// computeTables computes the tables of the live items among ix's first n.
+func computeTables(ix *index.Index, n int) (*refTables, error) {
+	deleted := ix.Len() - ix.Live()
+	var live []int
+	for id := range n {
+		if !ix.Deleted(id) {
+			live = append(live, id)
+		}
+	}
+	t := &refTables{deleted: deleted}
+	var err error
+	if t.nnDist, err = nearestDistances(ix, live); err != nil {
+		return nil, err
+	}
+	if t.refMap, err = referenceMap(ix, live); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// refTables returns the reference tables (nil without a reference set).
+// After a delete they are computed again in the background, the old ones
+// answering meanwhile.
+func (st *indexState) refTables() *refTables {
+	t := st.tables.Load()
+	if t == nil || t.deleted == st.ix.Len()-st.ix.Live() || !st.refreshing.CompareAndSwap(false, true) {
+		return t
+	}
+	go func() {
+		defer st.refreshing.Store(false)
+		if nt, err := computeTables(st.ix, min(len(st.ref.Energies), st.ix.Len())); err == nil {
+			st.tables.Store(nt)
+		}
+	}()
+	return t
 }
 
 // Reference is what the server shows of the reference set: the index's
@@ -213,14 +260,11 @@ func newIndexState(m *encoder.Model, ix *index.Index, items store.Items, ref Ref
 	}
 	st := &indexState{ix: ix, items: items, ref: ref, classes: m.Classes}
 	if len(ref.Energies) > 0 {
-		d, err := nearestDistances(ix, min(len(ref.Energies), ix.Len()))
+		t, err := computeTables(ix, min(len(ref.Energies), ix.Len()))
 		if err != nil {
 			return nil, err
 		}
-		st.nnDist = d
-		if st.refMap, err = referenceMap(ix, min(len(ref.Energies), ix.Len())); err != nil {
-			return nil, err
-		}
+		st.tables.Store(t)
 	}
 	return st, nil
 }
@@ -231,9 +275,10 @@ func newIndexState(m *encoder.Model, ix *index.Index, items store.Items, ref Ref
 const oodSample = 1000
 
 // nearestDistances returns, sorted, the squared distance of up to
-// oodSample reference items (evenly spaced among the first n) to their
-// nearest other item of ix.
-func nearestDistances(ix *index.Index, n int) ([]float32, error) {
+// oodSample of the reference items live (evenly spaced) to their nearest
+// other item of ix.
+func nearestDistances(ix *index.Index, live []int) ([]float32, error) {
+	n := len(live)
 	if n < 2 {
 		return nil, nil
 	}
@@ -241,7 +286,7 @@ func nearestDistances(ix *index.Index, n int) ([]float32, error) {
 	ids := make([]int, m)
 	qs := make([]float32, 0, m*ix.Dim())
 	for i := range ids {
-		ids[i] = int(int64(i) * int64(n) / int64(m))
+		ids[i] = live[int64(i)*int64(n)/int64(m)]
 		v, err := ix.Vector(ids[i])
 		if err != nil {
 			return nil, err
@@ -370,7 +415,8 @@ func (s *Server) ood(st *indexState, energy float64, nearest float64) *wire.OOD 
 	case p < 100-s.cfg.OODPercentile:
 		o.OutOfDistribution, o.Reason = true, "energy too low"
 	}
-	if d := st.nnDist; len(d) > 0 && !math.IsNaN(nearest) {
+	if t := st.refTables(); t != nil && len(t.nnDist) > 0 && !math.IsNaN(nearest) {
+		d := t.nnDist
 		below := sort.Search(len(d), func(i int) bool { return float64(d[i]) >= nearest })
 		dp := 100 * float64(below) / float64(len(d))
 		o.DistancePercentile = &dp
@@ -389,7 +435,7 @@ func (s *Server) nearest(st *indexState, latents []float32, n int) []float64 {
 	for i := range out {
 		out[i] = math.NaN()
 	}
-	if st == nil || len(st.nnDist) == 0 || len(latents) != n*st.ix.Dim() {
+	if st == nil || st.tables.Load() == nil || len(latents) != n*st.ix.Dim() {
 		return out
 	}
 	found, err := st.ix.SearchBatch(latents, 1)

@@ -160,7 +160,7 @@ func (s *Service) replace(ctx context.Context, name, path string, install func()
 	}
 	m, err := encoder.Load(path, s.cfg.Threads)
 	if err != nil {
-		return refused("it does not load: %v", err)
+		return refused("it does not load: %s", strings.ReplaceAll(err.Error(), path+": ", ""))
 	}
 	keep := false
 	defer func() {
@@ -203,11 +203,11 @@ func (s *Service) replace(ctx context.Context, name, path string, install func()
 	// answers; the few added meanwhile, under the swap's hold on writes.
 	catchUp := install
 	if served {
-		if err := carryItems(ctx, oldIx, oldItems, m, ix, items); err != nil {
+		if err := carryItems(ctx, oldIx, oldItems, m, ix, items, false); err != nil {
 			return err
 		}
 		catchUp = func() error {
-			if err := carryItems(ctx, oldIx, oldItems, m, ix, items); err != nil {
+			if err := carryItems(ctx, oldIx, oldItems, m, ix, items, true); err != nil {
 				return err
 			}
 			if install != nil {
@@ -244,7 +244,12 @@ const carryChunk = 256
 // kept, is appended as a zero vector). Then every item deleted in the old
 // index is deleted in the new. A new store that already holds items (a
 // model served before) must hold a prefix of the old one's.
-func carryItems(ctx context.Context, oldIx *index.Index, oldItems store.Items, m *encoder.Model, newIx *index.Index, newItems store.Items) error {
+//
+// While requests may still add items (final false), an item whose image
+// is not stored yet ends the pass (a store adds the item to its index an
+// instant before its image); the final pass, under the swap's hold on
+// writes, refuses it.
+func carryItems(ctx context.Context, oldIx *index.Index, oldItems store.Items, m *encoder.Model, newIx *index.Index, newItems store.Items, final bool) error {
 	if oldItems.Base() != newItems.Base() {
 		return refused("its reference set has %d items, the served one's %d", newItems.Base(), oldItems.Base())
 	}
@@ -254,6 +259,7 @@ func carryItems(ctx context.Context, oldIx *index.Index, oldItems store.Items, m
 	per, d := m.InputSize(), m.LatentDim
 	for first := newIx.Len(); first < oldIx.Len(); first += carryChunk {
 		n := min(carryChunk, oldIx.Len()-first)
+		more := true
 		x := make([]float32, n*per)
 		b := store.Batch{Labels: make([]int, n), Pixels: make([]uint8, n*per), Tags: make([][]string, n)}
 		var deleted []int
@@ -266,14 +272,22 @@ func carryItems(ctx context.Context, oldIx *index.Index, oldItems store.Items, m
 				deleted = append(deleted, i)
 				continue
 			}
-			if !ok || len(pix) != per {
+			if (!ok || len(pix) != per) && final {
 				return refused("added item %d has no stored image to encode again", id)
+			}
+			if !ok || len(pix) != per {
+				n, more = i, false
+				break
 			}
 			copy(b.Pixels[i*per:], pix)
 			for j, p := range pix {
 				x[i*per+j] = float32(p)/127.5 - 1
 			}
 		}
+		if n == 0 {
+			break
+		}
+		b.Labels, b.Pixels, b.Tags, x = b.Labels[:n], b.Pixels[:n*per], b.Tags[:n], x[:n*per]
 		lat, _, err := m.LatentsEnergies(ctx, x, n, 64)
 		if err != nil {
 			return err
@@ -292,8 +306,11 @@ func carryItems(ctx context.Context, oldIx *index.Index, oldItems store.Items, m
 		if got != first {
 			return fmt.Errorf("serve: carrying items over: appended at %d, not %d", got, first)
 		}
+		if !more {
+			break
+		}
 	}
-	for id := range oldIx.Len() {
+	for id := range min(oldIx.Len(), newIx.Len()) {
 		if oldIx.Deleted(id) && !newIx.Deleted(id) {
 			if err := newItems.Delete(ctx, id); err != nil {
 				return err
