@@ -98,10 +98,10 @@ type Server struct {
 	retiring sync.WaitGroup // swapped-out pairs not closed yet
 	loader   atomic.Pointer[Loader]
 	store    store.Posteriors
-	metrics *metrics
-	keys    *keyring
-	tracer  trace.Tracer // nil: tracing off
-	handler http.Handler
+	metrics  *metrics
+	keys     *keyring
+	tracer   trace.Tracer // nil: tracing off
+	handler  http.Handler
 	// decoding holds the bytes the images being decoded take (their
 	// encoder.Header.DecodeBytes); decodingBytes mirrors it for /metrics.
 	decoding      *semaphore.Weighted
