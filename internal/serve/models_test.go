@@ -359,8 +359,8 @@ func TestSwapUnderLoad(t *testing.T) {
 	}
 }
 
-// TestSwapRefused: garbage, and a model whose input is another shape, are
-// refused with 422, and the served model stays; a name not served is 404
+// TestSwapRefused: garbage, a model whose input is another shape and one
+// whose posteriors are not finite are refused with 422, and the served model stays; a name not served is 404
 // without a models folder.
 func TestSwapRefused(t *testing.T) {
 	s := start(t, modelsConfig(t))
@@ -384,7 +384,25 @@ func TestSwapRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string][]byte{"garbage": []byte("not an onnx model at all"), "3×32×32 input": other} {
+	// A model of the right shape whose first weights are NaN: its
+	// posteriors and energies are not finite.
+	cfg = train.DefaultConfig()
+	if m, err = train.ModelFor(cfg); err != nil {
+		t.Fatal(err)
+	}
+	st := train.NewState(cfg, m)
+	for i := range st.Params[0] {
+		st.Params[0][i] = float32(math.NaN())
+	}
+	nan := filepath.Join(t.TempDir(), "nan.onnx")
+	if err := train.ExportModel(nan, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	nanModel, err := os.ReadFile(nan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{"garbage": []byte("not an onnx model at all"), "3×32×32 input": other, "NaN weights": nanModel} {
 		code, answer := call(h, "PUT", "/models/mnist-cebm", "application/octet-stream", body, nil)
 		if code != 422 || !bytes.Contains([]byte(answer), []byte("model-refused")) {
 			t.Errorf("%s: %d %s", name, code, answer)
