@@ -387,6 +387,8 @@ func storeProblem(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return problem(kindUnknownID, "No posterior with this id is stored: it was never computed or has been evicted. POST the image to /encode again.")
+	case errors.Is(err, store.ErrSealed):
+		return retryable(kindUnavailable, "This model is being replaced by a new one; nothing was changed. Retry after the indicated delay.", 1)
 	case errors.Is(err, store.ErrUnavailable):
 		return retryable(kindUnavailable, "The shared store cannot be reached; nothing was lost. Retry after the indicated delay.", 2)
 	}

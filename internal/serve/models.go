@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cebm/cebm/api"
 	"github.com/cebm/cebm/encoder"
@@ -103,7 +104,7 @@ func (s *Service) put(ctx context.Context, name string, onnx []byte) error {
 			return syncDir(dir)
 		}
 	}
-	return s.replace(ctx, name, tmp, install)
+	return s.replace(ctx, name, tmp, install, false)
 }
 
 // syncDir makes a rename in dir durable.
@@ -136,10 +137,73 @@ func (s *Service) Rescan(ctx context.Context) {
 				continue
 			}
 		}
-		if err := s.replace(ctx, f.name, f.path, nil); err != nil {
+		if err := s.replace(ctx, f.name, f.path, nil, false); err != nil {
 			s.log.Error("model not swapped; the served one stays", "model", f.name, "path", f.path, "err", err)
 		}
 	}
+}
+
+// followModels swaps in the models that other replicas publish in the
+// shared Redis, polling every interval until ctx ends.
+func (s *Service) followModels(ctx context.Context, interval time.Duration) {
+	seen := map[string]int64{}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, name := range s.api.Models() {
+			pub, err := s.shared.Model(ctx, name)
+			if err != nil || pub.Version == 0 || pub.Version == seen[name] {
+				continue
+			}
+			if m, _, _, _ := s.api.Serving(name); m != nil && m.Digest == pub.Digest {
+				seen[name] = pub.Version
+				continue
+			}
+			if err := s.takePublished(ctx, name); err != nil {
+				s.log.Error("a model published by another replica was not swapped in", "model", name, "err", err)
+				var r *api.RefusedError
+				if !errors.As(err, &r) {
+					continue // try again
+				}
+			}
+			seen[name] = pub.Version
+		}
+	}
+}
+
+// takePublished swaps in model name as published in the shared Redis, and
+// writes it into the models folder when there is one.
+func (s *Service) takePublished(ctx context.Context, name string) error {
+	pub, err := s.shared.ModelFile(ctx, name)
+	if err != nil {
+		return err
+	}
+	dir := s.cfg.ModelsDir
+	tmpDir := dir
+	if tmpDir == "" {
+		tmpDir = os.TempDir()
+	}
+	f, err := os.CreateTemp(tmpDir, "."+name+".*.onnx.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(pub.ONNX)
+	if err := errors.Join(err, f.Close()); err != nil {
+		return err
+	}
+	var install func() error
+	if dir != "" {
+		install = func() error { return os.Rename(tmp, filepath.Join(dir, name+".onnx")) }
+	}
+	s.log.Info("swapping in a model another replica published", "model", name, "digest", pub.Digest, "version", pub.Version)
+	return s.replace(ctx, name, tmp, install, true)
 }
 
 // refused is a model that may not replace the served one.
@@ -151,9 +215,29 @@ func refused(format string, a ...any) error {
 // served model's added items over to its store, and swaps it in for model
 // name (or adds it) — the served model answering until then. install, if
 // not nil, runs just before the swap; its error cancels it.
-func (s *Service) replace(ctx context.Context, name, path string, install func() error) error {
+//
+// With a shared Redis, a swap started here (published false) seals the
+// old model's stream, carries its items into the new one and publishes
+// the file for the other replicas (redismodels.go in package store); a
+// swap to a published model (published true) finds the items carried
+// already, in the new model's stream.
+func (s *Service) replace(ctx context.Context, name, path string, install func() error, published bool) error {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
+	var onnx []byte
+	if s.shared != nil && !published {
+		ok, err := s.shared.LockModelSwap(ctx, name, 10*time.Minute)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return refused("another replica is swapping model %s now", name)
+		}
+		defer s.shared.UnlockModelSwap(context.WithoutCancel(ctx), name)
+		if onnx, err = os.ReadFile(path); err != nil {
+			return err
+		}
+	}
 	oldM, oldIx, oldItems, served := s.api.Serving(name)
 	if served && oldIx == nil {
 		return refused("model %s is still loading its index; try again once GET /models says it is ready", name)
@@ -201,14 +285,45 @@ func (s *Service) replace(ctx context.Context, name, path string, install func()
 	}
 	// The bulk of the added items is carried over while the old model
 	// answers; the few added meanwhile, under the swap's hold on writes.
+	// A shared stream is replayed first: with a published model it holds
+	// the items that the replica which published it carried over.
+	if it, ok := items.(*store.RedisItems); ok {
+		for !it.Caught() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
 	catchUp := install
-	if served {
+	switch {
+	case published:
+	case served:
+		if it, ok := items.(*store.RedisItems); ok {
+			// The new model may have been served before, and its
+			// stream sealed when it was swapped out.
+			if err := it.Unseal(ctx); err != nil {
+				return err
+			}
+		}
 		if err := carryItems(ctx, oldIx, oldItems, m, ix, items, false); err != nil {
 			return err
 		}
 		catchUp = func() error {
+			if old, ok := oldItems.(*store.RedisItems); ok {
+				// No replica adds to the old model from here on.
+				if err := old.Seal(ctx); err != nil {
+					return err
+				}
+			}
 			if err := carryItems(ctx, oldIx, oldItems, m, ix, items, true); err != nil {
 				return err
+			}
+			if s.shared != nil {
+				if err := s.shared.PublishModel(ctx, name, m.Digest, onnx); err != nil {
+					return err
+				}
 			}
 			if install != nil {
 				return install()

@@ -89,6 +89,10 @@ type Service struct {
 	// swapMu lets one model swap (PUT /models/{name}, a rescan) run at a
 	// time.
 	swapMu sync.Mutex
+	// stop ends the goroutine that follows the models other replicas
+	// publish (followModels); following is done when it has returned.
+	stop      context.CancelFunc
+	following sync.WaitGroup
 }
 
 // New takes the state folder (for the embedded store: one server per
@@ -177,6 +181,15 @@ func (s *Service) Load(ctx context.Context) error {
 		s.log.Info("index loaded", "model", f.name, "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	s.api.SetLoader(s.put)
+	if s.shared != nil {
+		fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.stop = stop
+		s.following.Add(1)
+		go func() {
+			defer s.following.Done()
+			s.followModels(fctx, time.Second/2)
+		}()
+	}
 	return nil
 }
 
@@ -257,6 +270,10 @@ func (s *Service) referenceIndex(ctx context.Context, m *encoder.Model) (*index.
 // their added items, the Redis connection and the state folder's lock.
 // Call it after the HTTP server has stopped and Load has returned.
 func (s *Service) Close() {
+	if s.stop != nil {
+		s.stop()
+		s.following.Wait()
+	}
 	if s.api != nil {
 		s.swapMu.Lock() // a swap under way finishes first
 		s.api.Close()
