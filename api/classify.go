@@ -102,7 +102,7 @@ func (s *Server) queries(ctx context.Context, b *encoder.Batcher, dim int, q *cl
 		return queryVectors{}, problem(kindInvalid, "Give exactly one of: images, id, mean.")
 	case q.id != "":
 		sctx, span := s.startSpan(ctx, "store get")
-		res, err := s.store.Get(sctx, q.id)
+		res, err := s.getPosterior(sctx, b.Model().Digest, q.id)
 		endSpan(span, err)
 		if err != nil {
 			return queryVectors{}, storeProblem(err)

@@ -47,7 +47,7 @@ func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
 	if isItemID(id) {
 		return s.handleItemPosterior(w, r)
 	}
-	res, err := s.store.Get(r.Context(), id)
+	res, err := s.getPosterior(r.Context(), pinned(r).b.Model().Digest, id)
 	if err != nil {
 		return storeProblem(err)
 	}
@@ -95,7 +95,7 @@ func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]e
 	}
 	s.traceBatch(ctx, timing, len(inputs))
 	sctx, span := s.startSpan(ctx, "store put")
-	err = s.store.Put(sctx, res)
+	err = s.putPosteriors(sctx, b.Model().Digest, res)
 	endSpan(span, err)
 	if err != nil {
 		return nil, nil, storeProblem(err)

@@ -341,3 +341,33 @@ func (s *Server) handlePutModel(w http.ResponseWriter, r *http.Request) error {
 	}
 	return s.handleModels(w, r)
 }
+
+// Each model's posteriors are kept in a namespace of their own (keyed by
+// the model's digest), so that a model never answers with another's
+// posterior (another latent space) for an id.
+
+// posteriorKey is the store key of model digest's posterior id.
+func posteriorKey(digest, id string) string {
+	return digest[:min(len(digest), 16)] + ":" + id
+}
+
+// putPosteriors stores model digest's posteriors rs under their ids.
+func (s *Server) putPosteriors(ctx context.Context, digest string, rs []encoder.Result) error {
+	keyed := make([]encoder.Result, len(rs))
+	for i, r := range rs {
+		keyed[i] = r
+		keyed[i].ID = posteriorKey(digest, r.ID)
+	}
+	return s.store.Put(ctx, keyed)
+}
+
+// getPosterior is model digest's posterior id.
+func (s *Server) getPosterior(ctx context.Context, digest, id string) (*encoder.Result, error) {
+	res, err := s.store.Get(ctx, posteriorKey(digest, id))
+	if err != nil {
+		return nil, err
+	}
+	out := *res
+	out.ID = id
+	return &out, nil
+}

@@ -113,7 +113,8 @@ func modelsConfig(t *testing.T) Config {
 
 // TestSeveralModels: two models served at once; each route answers with
 // the model its model parameter names (the default without one), each
-// answer matches that model's own encoding, and an unknown name is 404.
+// answer matches that model's own encoding, each has its own posteriors
+// and items, and an unknown name is 404.
 func TestSeveralModels(t *testing.T) {
 	test, err := data.Load("mnist", "test")
 	if err != nil {
@@ -163,6 +164,20 @@ func TestSeveralModels(t *testing.T) {
 			}
 		}
 		t.Logf("model %q: nearest %d at %.3f", name, cls.Results[0].Neighbors[0].ID, cls.Results[0].Neighbors[0].Distance)
+	}
+	// Each model's posteriors are its own: an id from one is unknown to
+	// the other.
+	var enc wire.EncodeResponse
+	call(h, "POST", "/encode?model=mnist-cebm", "image/png", png0, &enc)
+	id := enc.Results[0].ID
+	if code, body := call(h, "GET", "/posterior/"+id+"?model=mnist-cebm", "", nil, nil); code != 200 {
+		t.Errorf("GET /posterior/{id} of its model: %d %s", code, body)
+	}
+	if code, body := call(h, "GET", "/posterior/"+id+"?model=mnist-gmm-cebm", "", nil, nil); code != 404 {
+		t.Errorf("GET /posterior/{id} of the other model: %d %s", code, body)
+	}
+	if code, body := call(h, "POST", "/classify-knn?model=mnist-gmm-cebm", "application/json", []byte(`{"id":"`+id+`"}`), nil); code != 404 {
+		t.Errorf("/classify-knn by an id of the other model: %d %s", code, body)
 	}
 	if code, body := call(h, "POST", "/encode?model=nope", "image/png", png0, nil); code != 404 || !bytes.Contains([]byte(body), []byte("model-not-found")) {
 		t.Errorf("unknown model: %d %s", code, body)
