@@ -294,7 +294,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) error {
 		info := wire.ModelInfo{Name: n, Meta: m.Meta.Meta, Digest: m.Digest, PriorComponents: len(m.Prior),
 			Ready: p.st != nil, Default: n == set.def}
 		if p.st != nil {
-			info.IndexItems = p.st.ix.Live()
+			info.IndexItems, info.IndexSize = p.st.ix.Live(), p.st.ix.Len()
 		}
 		out.Models = append(out.Models, info)
 	}

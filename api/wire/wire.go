@@ -162,6 +162,7 @@ type ModelInfo struct {
 	Digest          string `json:"digest"` // sha256 of the .onnx file
 	PriorComponents int    `json:"prior_components"`
 	IndexItems      int    `json:"index_items"` // live (not deleted) items
+	IndexSize       int    `json:"index_size"`  // ids given so far: live and deleted items
 	Ready           bool   `json:"ready"`       // its index is loaded
 	Default         bool   `json:"default"`     // routes without a model parameter serve it
 }
