@@ -53,7 +53,7 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 	// whole index, whatever the filter.
 	var nearestAll []float64
 	if !q.filter.empty() && err == nil {
-		nearestAll = s.nearest(qs.vecs, len(found))
+		nearestAll = s.nearest(st, qs.vecs, len(found))
 	}
 	switch {
 	case errors.Is(err, index.ErrEmpty):
@@ -64,7 +64,7 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	classes := b.Model().Classes
-	out := wire.ClassifyResponse{K: k, Results: make([]wire.Classification, len(found))}
+	out := wire.ClassifyResponse{Model: b.Model().Digest, K: k, Results: make([]wire.Classification, len(found))}
 	for i, f := range found {
 		out.Results[i] = classification(f, classes, qs.ids[i], qs.inverted[i])
 		nearest := math.NaN()
@@ -74,7 +74,7 @@ func (s *Server) handleClassify(w http.ResponseWriter, r *http.Request) error {
 		case len(f.Neighbors) > 0:
 			nearest = float64(f.Neighbors[0].Distance)
 		}
-		out.Results[i].OOD = s.ood(qs.energies[i], nearest)
+		out.Results[i].OOD = s.ood(st, qs.energies[i], nearest)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -102,10 +102,13 @@ func (s *Server) queries(ctx context.Context, b *encoder.Batcher, dim int, q *cl
 		return queryVectors{}, problem(kindInvalid, "Give exactly one of: images, id, mean.")
 	case q.id != "":
 		sctx, span := s.startSpan(ctx, "store get")
-		res, err := s.store.Get(sctx, q.id)
+		res, err := s.getPosterior(sctx, b.Model().Digest, q.id)
 		endSpan(span, err)
 		if err != nil {
 			return queryVectors{}, storeProblem(err)
+		}
+		if len(res.Latent) != dim {
+			return queryVectors{}, problem(kindInvalid, "The posterior with this id was computed by another model; give that model, or the image.")
 		}
 		return queryVectors{res.Latent, []string{res.ID}, []bool{res.Inverted}, []float64{res.Energy}}, nil
 	case q.mean != nil:
@@ -251,7 +254,7 @@ func parseLabel(s string, classes []string) (int, error) {
 // item reads the {id} of an /index/items path: the index and the id of an
 // item it holds, or the problem.
 func (s *Server) item(r *http.Request) (*indexState, int, error) {
-	st, err := s.reference()
+	st, err := s.reference(r)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -279,10 +282,7 @@ func (s *Server) handleItem(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	l, _ := st.ix.Label(id)
-	var classes []string
-	if b := s.batcher.Load(); b != nil {
-		classes = b.Model().Classes
-	}
+	classes := st.classes
 	_, hasImage := s.itemPixels(st, id)
 	source := "reference"
 	if id >= st.items.Base() {

@@ -22,13 +22,27 @@ func modelName(m *encoder.Model) string {
 	return strings.TrimSuffix(filepath.Base(m.Path), ".onnx")
 }
 
+// modelNamed is the served model that name (a model's name or digest)
+// names, or name itself when none is (pin answers 404 for it).
+func (s *Server) modelNamed(name string) string {
+	set := s.models.Load()
+	if name == "" || set.byName[name] != nil {
+		return name
+	}
+	for _, n := range set.names {
+		if set.byName[n].b.Model().Digest == name {
+			return n
+		}
+	}
+	return name
+}
+
 // handleEmbeddings is POST /v1/embeddings, OpenAI's embeddings protocol:
 // each input image's posterior mean as its embedding. Its problems carry
 // OpenAI's error object too (writeProblem), so OpenAI clients show them.
 func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.model()
-	if err != nil {
-		return err
+	if len(s.models.Load().names) == 0 {
+		return retryable(kindNotReady, "The model is still loading.", 5)
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return problem(kindMediaType, "POST /v1/embeddings takes a JSON body (Content-Type: application/json).")
@@ -43,10 +57,13 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) error 
 	if dec.More() {
 		return problem(kindInvalid, "The JSON body holds more than one value.")
 	}
-	m := b.Model()
-	if q.Model != modelName(m) && q.Model != m.Digest {
-		return problem(kindModelNotFound, fmt.Sprintf("The server serves the model %q (GET /models), not %q.", modelName(m), q.Model))
+	p, err := s.pin(s.modelNamed(q.Model))
+	if err != nil {
+		return err
 	}
+	defer p.unpin()
+	b := p.b
+	m := b.Model()
 	if q.EncodingFormat != "" && q.EncodingFormat != "float" && q.EncodingFormat != "base64" {
 		return problem(kindInvalid, "encoding_format must be float or base64.")
 	}
@@ -68,7 +85,7 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	out := wire.EmbeddingsResponse{Object: "list", Model: modelName(m), Data: make([]wire.Embedding, len(res))}
+	out := wire.EmbeddingsResponse{Object: "list", Model: p.name, Data: make([]wire.Embedding, len(res))}
 	for i := range res {
 		out.Data[i] = wire.Embedding{Object: "embedding", Index: i, Embedding: res[i].Latent}
 		if q.EncodingFormat == "base64" {

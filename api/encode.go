@@ -13,10 +13,11 @@ import (
 
 // handleEncode is POST /encode: each image's id and posterior.
 func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.model()
+	b, err := s.model(r)
 	if err != nil {
 		return err
 	}
+	st := pinned(r).st
 	var q encodeRequest
 	if err := s.readRequest(r, &q); err != nil {
 		return err
@@ -30,10 +31,10 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 	for i := range res {
 		latents = append(latents, res[i].Latent...)
 	}
-	nearest := s.nearest(latents, len(res))
+	nearest := s.nearest(st, latents, len(res))
 	for i := range res {
 		out.Results[i] = posteriorJSON(&res[i])
-		out.Results[i].OOD = s.ood(res[i].Energy, nearest[i])
+		out.Results[i].OOD = s.ood(st, res[i].Energy, nearest[i])
 	}
 	writeEncodeJSON(w, &out)
 	return nil
@@ -47,13 +48,15 @@ func (s *Server) handlePosterior(w http.ResponseWriter, r *http.Request) error {
 		return s.handleItemPosterior(w, r)
 	}
 	sctx, span := s.startSpan(r.Context(), "store get")
-	res, err := s.store.Get(sctx, id)
+	res, err := s.getPosterior(sctx, pinned(r).b.Model().Digest, id)
 	endSpan(span, err)
 	if err != nil {
 		return storeProblem(err)
 	}
 	p := posteriorJSON(res)
-	p.OOD = s.ood(res.Energy, s.nearest(res.Latent, 1)[0])
+	if st := pinned(r).st; st != nil && len(res.Latent) == st.ix.Dim() {
+		p.OOD = s.ood(st, res.Energy, s.nearest(st, res.Latent, 1)[0])
+	}
 	writeJSON(w, http.StatusOK, p)
 	return nil
 }
@@ -94,7 +97,7 @@ func (s *Server) encode(ctx context.Context, b *encoder.Batcher, in upload) ([]e
 	}
 	s.traceBatch(ctx, timing, len(inputs))
 	sctx, span := s.startSpan(ctx, "store put")
-	err = s.store.Put(sctx, res)
+	err = s.putPosteriors(sctx, b.Model().Digest, res)
 	endSpan(span, err)
 	if err != nil {
 		return nil, nil, storeProblem(err)

@@ -19,31 +19,19 @@ var OpenAPI []byte
 // handleHealthz is GET /healthz: the process is alive. Never blocked by
 // loading.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, wire.Health{Status: "ok", Model: s.batcher.Load() != nil, Index: s.state.Load() != nil})
+	set := s.models.Load()
+	def := set.byName[set.def]
+	writeJSON(w, http.StatusOK, wire.Health{Status: "ok", Model: def != nil, Index: def != nil && def.st != nil})
 }
 
-// handleReadyz is GET /readyz: 200 once the model and the index are
-// loaded and the stores answer, 503 before and while a store is down.
+// handleReadyz is GET /readyz: 200 once every model and its index are
+// loaded and the stores answer, 503 (naming the models not ready) before
+// and while a store is down.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	if err := s.notReady(); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, wire.Health{Status: "ready", Model: true, Index: true})
-	return nil
-}
-
-// handleModels is GET /models: the served model's metadata.
-func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.model()
-	if err != nil {
-		return err
-	}
-	m := b.Model()
-	info := wire.ModelInfo{Name: modelName(m), Meta: m.Meta.Meta, Digest: m.Digest, PriorComponents: len(m.Prior)}
-	if st := s.state.Load(); st != nil {
-		info.IndexItems = st.ix.Len()
-	}
-	writeJSON(w, http.StatusOK, wire.ModelsResponse{Models: []wire.ModelInfo{info}})
 	return nil
 }
 

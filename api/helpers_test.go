@@ -104,6 +104,12 @@ func newTestServer(t testing.TB, path string, nRef int, cfg Config) (*Server, *e
 	return s, m
 }
 
+// served is the default model's pair as the server serves it now.
+func (s *Server) served() *served {
+	set := s.models.Load()
+	return set.byName[set.def]
+}
+
 // do runs one request and validates it and the response against
 // openapi.yaml when the path is one the document describes: every
 // response, and every request the server accepted (2xx).

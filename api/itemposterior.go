@@ -54,7 +54,8 @@ func (s *Server) handleItemPosterior(w http.ResponseWriter, r *http.Request) err
 	}
 	p := posteriorJSON(&res[0])
 	p.ID = r.PathValue("id")
-	p.OOD = s.ood(res[0].Energy, s.nearest(res[0].Latent, 1)[0])
+	st := pinned(r).st
+	p.OOD = s.ood(st, res[0].Energy, s.nearest(st, res[0].Latent, 1)[0])
 	writeJSON(w, http.StatusOK, p)
 	return nil
 }
@@ -63,7 +64,7 @@ func (s *Server) handleItemPosterior(w http.ResponseWriter, r *http.Request) err
 // the index item that r's {id} names, or the problem: not ready, no such
 // item, or an item without a stored image.
 func (s *Server) itemImage(r *http.Request) (*encoder.Batcher, int, []uint8, error) {
-	b, err := s.model()
+	b, err := s.model(r)
 	if err != nil {
 		return nil, 0, nil, err
 	}

@@ -43,10 +43,7 @@ func (f *itemFilter) set(name, v string) (bool, error) {
 // keep turns the filter into a predicate on index ids of st, or the
 // problem of a bad label or source.
 func (s *Server) keep(st *indexState, f *itemFilter) (func(id int) bool, error) {
-	var classes []string
-	if b := s.batcher.Load(); b != nil {
-		classes = b.Model().Classes
-	}
+	classes := st.classes
 	labels := map[int]bool{}
 	for _, l := range f.labels {
 		n, err := parseLabel(l, classes)
@@ -128,7 +125,7 @@ const maxPage = 1000
 // (and match the filter of the label, source and tag parameters), in id
 // order, from the cursor on, limit at a time.
 func (s *Server) handleListItems(w http.ResponseWriter, r *http.Request) error {
-	st, err := s.reference()
+	st, err := s.reference(r)
 	if err != nil {
 		return err
 	}
@@ -148,8 +145,8 @@ func (s *Server) handleListItems(w http.ResponseWriter, r *http.Request) error {
 	for name, vs := range q {
 		for _, v := range vs {
 			ok, _ := f.set(name, v)
-			if !ok && name != "limit" && name != "cursor" {
-				return problem(kindInvalid, fmt.Sprintf("GET /index/items takes cursor, limit, label, source and tag, not %q.", name))
+			if !ok && name != "limit" && name != "cursor" && name != "model" {
+				return problem(kindInvalid, fmt.Sprintf("GET /index/items takes model, cursor, limit, label, source and tag, not %q.", name))
 			}
 		}
 	}
@@ -157,10 +154,7 @@ func (s *Server) handleListItems(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var classes []string
-	if b := s.batcher.Load(); b != nil {
-		classes = b.Model().Classes
-	}
+	classes := st.classes
 	out := wire.ItemsPage{Items: []wire.ItemSummary{}}
 	n := st.ix.Len()
 	id := from
@@ -189,7 +183,7 @@ func source(st *indexState, id int) string {
 // handleDeleteItem is DELETE /index/items/{id}: the item leaves the index
 // durably (and on every replica). Deleting a deleted item answers the same.
 func (s *Server) handleDeleteItem(w http.ResponseWriter, r *http.Request) error {
-	st, err := s.reference()
+	st, err := s.reference(r)
 	if err != nil {
 		return err
 	}

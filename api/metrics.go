@@ -44,7 +44,7 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		gauge("cebm_queue_depth", "Requests waiting for the encoder.", s.queueDepth),
-		gauge("cebm_index_items", "Items in the reference index.", s.indexItems),
+		gauge("cebm_index_items", "Live (not deleted) items in the models' indexes.", s.indexItems),
 		gauge("cebm_decode_bytes", "Memory reserved by the images being decoded (of --decode-memory).", func() float64 { return float64(s.decodingBytes.Load()) }),
 		gauge("cebm_posterior_store_items", "Posteriors kept in this process for GET /posterior/{id}.", func() float64 { return float64(s.store.Len()) }),
 		s.cfg.StoreMetrics.Lookups, s.cfg.StoreMetrics.Errors, s.cfg.StoreMetrics.StreamLag,
@@ -65,20 +65,28 @@ func boolGauge(v bool) float64 {
 	return 0
 }
 
-// queueDepth is the batcher's queue length (0 before the model loads).
+// queueDepth is the batchers' queue lengths together (0 before a model
+// loads).
 func (s *Server) queueDepth() float64 {
-	if b := s.batcher.Load(); b != nil {
-		return float64(b.QueueLen())
+	var n int
+	set := s.models.Load()
+	for _, p := range set.byName {
+		n += p.b.QueueLen()
 	}
-	return 0
+	return float64(n)
 }
 
-// indexItems is the index's size (0 before it is built).
+// indexItems is the live items of every model's index (0 before they are
+// built).
 func (s *Server) indexItems() float64 {
-	if st := s.state.Load(); st != nil {
-		return float64(st.ix.Len())
+	var n int
+	set := s.models.Load()
+	for _, p := range set.byName {
+		if p.st != nil {
+			n += p.st.ix.Live()
+		}
 	}
-	return 0
+	return float64(n)
 }
 
 func (m *metrics) handler() http.Handler {

@@ -199,9 +199,7 @@ func TestReferenceMap(t *testing.T) {
 	}
 	// Without a reference set there is no map.
 	s2, _ := newTestServer(t, fixture.cebm, 100, DefaultConfig())
-	st := *s2.state.Load()
-	st.refMap = nil
-	s2.state.Store(&st)
+	s2.served().st.tables.Store(&refTables{})
 	w = do(t, s2, req("GET", "/index/map", "", nil))
 	checkProblem(t, w, 404, "not-found")
 }

@@ -37,8 +37,12 @@ var (
 	kindNotFound  = kind{"not-found", "No such resource", http.StatusNotFound}
 	kindUnknownID = kind{"unknown-id", "Unknown or evicted posterior id", http.StatusNotFound}
 	kindMethod    = kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
-	// kindModelNotFound: /v1/embeddings names a model the server does not serve.
+	// kindModelNotFound: a model parameter (or /v1/embeddings' model) names a
+	// model the server does not serve.
 	kindModelNotFound = kind{"model-not-found", "No such model", http.StatusNotFound}
+	// kindModelRefused: PUT /models/{name} sent a model that cannot replace
+	// the served one.
+	kindModelRefused = kind{"model-refused", "Model refused", http.StatusUnprocessableEntity}
 )
 
 // The server cannot answer now; the same request may work later.

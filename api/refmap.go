@@ -32,11 +32,12 @@ type MapPoint struct {
 // class's cloud, few enough to send and draw at once (about 60 KB).
 const mapPoints = 2000
 
-// referenceMap computes the map of the first n items of ix: the mean and
+// referenceMap computes the map of the items live of ix: the mean and
 // principal directions of the items' vectors (by power iteration on their
 // covariance, from a sample of up to 5,000), and up to mapPoints of them,
 // evenly spaced, projected.
-func referenceMap(ix *index.Index, n int) (*RefMap, error) {
+func referenceMap(ix *index.Index, live []int) (*RefMap, error) {
+	n := len(live)
 	if n < 3 {
 		return nil, nil
 	}
@@ -45,7 +46,7 @@ func referenceMap(ix *index.Index, n int) (*RefMap, error) {
 	vecs := make([][]float64, m)
 	mean := make([]float64, d)
 	for i := range vecs {
-		v, err := ix.Vector(int(int64(i) * int64(n) / int64(m)))
+		v, err := ix.Vector(live[int64(i)*int64(n)/int64(m)])
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +119,7 @@ func referenceMap(ix *index.Index, n int) (*RefMap, error) {
 	p := min(n, mapPoints)
 	out.Points = make([]MapPoint, p)
 	for i := range out.Points {
-		id := int(int64(i) * int64(n) / int64(p))
+		id := live[int64(i)*int64(n)/int64(p)]
 		v, err := ix.Vector(id)
 		if err != nil {
 			return nil, err
@@ -143,13 +144,14 @@ func project(m *RefMap, v []float32) (x, y float32) {
 
 // handleMap is GET /index/map.
 func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) error {
-	st := s.state.Load()
-	if st == nil {
-		return retryable(kindNotReady, "The reference index is still loading.", 1)
+	st, err := s.reference(r)
+	if err != nil {
+		return err
 	}
-	if st.refMap == nil {
+	t := st.refTables()
+	if t == nil || t.refMap == nil {
 		return problem(kindNotFound, "This server has no reference set to map.")
 	}
-	writeJSON(w, http.StatusOK, st.refMap)
+	writeJSON(w, http.StatusOK, t.refMap)
 	return nil
 }

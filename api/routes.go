@@ -16,7 +16,7 @@ func (s *Server) routes() http.Handler {
 	}))
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, req *http.Request) error {
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
 				allow = append(allow, m)
 			}
@@ -40,22 +40,35 @@ func (s *Server) routes() http.Handler {
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, s.limit)
-		r.Post("/encode", s.handle(s.handleEncode))
-		r.Get("/posterior/{id}", s.handle(s.handlePosterior))
-		r.Post("/classify-knn", s.handle(s.handleClassify))
-		r.Get("/index/items", s.handle(s.handleListItems))
-		r.Get("/index/items/{id}", s.handle(s.handleItem))
-		r.Get("/index/items/{id}/image", s.handle(s.handleItemImage))
-		r.Get("/index/map", s.handle(s.handleMap))
 		r.Get("/models", s.handle(s.handleModels))
-		r.Post("/v1/embeddings", s.handle(s.handleEmbeddings))
+		r.Post("/v1/embeddings", s.handle(s.handleEmbeddings)) // its model is in the body
+
+		// Routes of one model: the model query parameter names it (none:
+		// the default); the request keeps that model and its index to the
+		// end, whatever is swapped meanwhile.
+		r.Group(func(r chi.Router) {
+			r.Use(s.withModel)
+			r.Post("/encode", s.handle(s.handleEncode))
+			r.Get("/posterior/{id}", s.handle(s.handlePosterior))
+			r.Post("/classify-knn", s.handle(s.handleClassify))
+			r.Get("/index/items", s.handle(s.handleListItems))
+			r.Get("/index/items/{id}", s.handle(s.handleItem))
+			r.Get("/index/items/{id}/image", s.handle(s.handleItemImage))
+			r.Get("/index/map", s.handle(s.handleMap))
+		})
 
 		// Routes that change state: a read key gets 403.
 		r.Group(func(r chi.Router) {
-			r.Use(s.requireWrite)
+			r.Use(s.requireWrite, s.holdWrites, s.withModel)
 			r.Post("/index/items", s.handle(s.handleAddItems))
 			r.Delete("/index/items/{id}", s.handle(s.handleDeleteItem))
 		})
+	})
+	// PUT /models/{name} takes as long as the new model's index takes to
+	// build, and a body of a model's size: not the limits of the others.
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate, s.requireWrite)
+		r.Put("/models/{name}", s.handle(s.handlePutModel))
 	})
 	return r
 }

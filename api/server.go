@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,19 +82,26 @@ func DefaultConfig() Config {
 	}
 }
 
-// Server is the HTTP service. It answers /healthz at once; the model and
-// the reference index arrive later through SetModel and SetIndex, and
-// /readyz reports ready once both are there (and the stores answer).
+// Server is the HTTP service. It answers /healthz at once; its models and
+// their reference indexes arrive later (AddModel and SetModelIndex, or
+// SetModel and SetIndex for one model), and /readyz reports ready once
+// every model has its index (and the stores answer). Swap replaces a model
+// and its index while the server runs (models.go).
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	batcher atomic.Pointer[encoder.Batcher]
-	state   atomic.Pointer[indexState]
-	store   store.Posteriors
-	metrics *metrics
-	keys    *keyring
-	tracer  trace.Tracer // nil: tracing off
-	handler http.Handler
+	cfg    Config
+	log    *slog.Logger
+	models atomic.Pointer[modelSet]
+	// swapMu orders the changes to models; writes is held (read) by every
+	// request that adds or deletes items and (write) by a swap's catch-up.
+	swapMu   sync.Mutex
+	writes   sync.RWMutex
+	retiring sync.WaitGroup // swapped-out pairs not closed yet
+	loader   atomic.Pointer[Loader]
+	store    store.Posteriors
+	metrics  *metrics
+	keys     *keyring
+	tracer   trace.Tracer // nil: tracing off
+	handler  http.Handler
 	// decoding holds the bytes the images being decoded take (their
 	// encoder.Header.DecodeBytes); decodingBytes mirrors it for /metrics.
 	decoding      *semaphore.Weighted
@@ -105,11 +114,60 @@ type indexState struct {
 	ix    *index.Index
 	items store.Items
 	ref   Reference
+	// classes are the model's class names (labels of filters and answers).
+	classes []string
+	// tables are the out-of-distribution distances and the map of the
+	// reference items not deleted; refreshing is set while they are
+	// computed again after a delete (refTables).
+	tables     atomic.Pointer[refTables]
+	refreshing atomic.Bool
+}
+
+// refTables is what the server computes from the live reference items.
+type refTables struct {
 	// nnDist are the squared latent distances of a sample of reference
 	// items to their nearest other index item, sorted ascending: the
 	// out-of-distribution score ranks a query's nearest distance among them.
-	nnDist []float32
-	refMap *RefMap // GET /index/map; nil without a reference set
+	nnDist  []float32
+	refMap  *RefMap // GET /index/map; nil without a reference set
+	deleted int     // the index's deleted items when they were computed
+}
+
+// computeTables computes the tables of the live items among ix's first n.
+func computeTables(ix *index.Index, n int) (*refTables, error) {
+	deleted := ix.Len() - ix.Live()
+	var live []int
+	for id := range n {
+		if !ix.Deleted(id) {
+			live = append(live, id)
+		}
+	}
+	t := &refTables{deleted: deleted}
+	var err error
+	if t.nnDist, err = nearestDistances(ix, live); err != nil {
+		return nil, err
+	}
+	if t.refMap, err = referenceMap(ix, live); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// refTables returns the reference tables (nil without a reference set).
+// After a delete they are computed again in the background, the old ones
+// answering meanwhile.
+func (st *indexState) refTables() *refTables {
+	t := st.tables.Load()
+	if t == nil || t.deleted == st.ix.Len()-st.ix.Live() || !st.refreshing.CompareAndSwap(false, true) {
+		return t
+	}
+	go func() {
+		defer st.refreshing.Store(false)
+		if nt, err := computeTables(st.ix, min(len(st.ref.Energies), st.ix.Len())); err == nil {
+			st.tables.Store(nt)
+		}
+	}()
+	return t
 }
 
 // Reference is what the server shows of the reference set: the index's
@@ -158,6 +216,7 @@ func New(cfg Config, log *slog.Logger) *Server {
 		cfg.Posteriors = store.NewMemoryPosteriors(cfg.StoreSize, cfg.StoreMetrics)
 	}
 	s := &Server{cfg: cfg, log: log, store: cfg.Posteriors, keys: newKeyring(cfg), decoding: semaphore.NewWeighted(cfg.DecodeBytes)}
+	s.models.Store(&modelSet{byName: map[string]*served{}})
 	s.metrics = newMetrics(s)
 	if cfg.TracerProvider != nil {
 		s.tracer = cfg.TracerProvider.Tracer(tracerName)
@@ -169,50 +228,45 @@ func New(cfg Config, log *slog.Logger) *Server {
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// SetModel starts serving model m through a micro-batcher.
+// SetModel starts serving model m, under its file's name, as the default
+// model: the one-model form of AddModel.
 func (s *Server) SetModel(m *encoder.Model) {
-	opt := s.cfg.Batch
-	hook := opt.OnBatch
-	opt.OnBatch = func(n int, d time.Duration) {
-		s.metrics.observeBatch(n, d)
-		if hook != nil {
-			hook(n, d)
-		}
-	}
-	if old := s.batcher.Swap(encoder.NewBatcher(m, opt)); old != nil {
-		old.Close()
-	}
+	s.AddModel(modelName(m), m, nil)
 }
 
-// SetIndex sets the index, the store through which POST /index/items adds
-// to it (nil: added items go to the index only, and are lost when the
-// process stops) and what is known of its reference set. It refuses an
-// index whose model digest is not the served model's (its vectors would be
-// another model's latents), and any index before SetModel.
+// SetIndex sets the default model's index, the store through which
+// POST /index/items adds to it (nil: added items go to the index only, and
+// are lost when the process stops) and what is known of its reference
+// set. It refuses an index whose model digest is not the served model's
+// (its vectors would be another model's latents), and any index before
+// SetModel.
 func (s *Server) SetIndex(ix *index.Index, items store.Items, ref Reference) error {
-	b := s.batcher.Load()
-	if b == nil {
+	def := s.models.Load().def
+	if def == "" {
 		return errors.New("api: SetIndex before SetModel")
 	}
-	if got, want := ix.ModelDigest(), b.Model().Digest; got != want {
-		return fmt.Errorf("api: the index was built with model %q, the server serves %q", got, want)
+	return s.SetModelIndex(def, ix, items, ref, nil)
+}
+
+// newIndexState is what the server keeps of model m's index: the index
+// itself, its store, and the reference set's out-of-distribution table
+// and map.
+func newIndexState(m *encoder.Model, ix *index.Index, items store.Items, ref Reference) (*indexState, error) {
+	if got, want := ix.ModelDigest(), m.Digest; got != want {
+		return nil, fmt.Errorf("api: the index was built with model %q, the server serves %q", got, want)
 	}
 	if items == nil {
 		items = store.NewMemoryItems(ix)
 	}
-	st := &indexState{ix: ix, items: items, ref: ref}
+	st := &indexState{ix: ix, items: items, ref: ref, classes: m.Classes}
 	if len(ref.Energies) > 0 {
-		d, err := nearestDistances(ix, min(len(ref.Energies), ix.Len()))
+		t, err := computeTables(ix, min(len(ref.Energies), ix.Len()))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		st.nnDist = d
-		if st.refMap, err = referenceMap(ix, min(len(ref.Energies), ix.Len())); err != nil {
-			return err
-		}
+		st.tables.Store(t)
 	}
-	s.state.Store(st)
-	return nil
+	return st, nil
 }
 
 // oodSample is how many reference items nearestDistances measures: enough
@@ -221,9 +275,10 @@ func (s *Server) SetIndex(ix *index.Index, items store.Items, ref Reference) err
 const oodSample = 1000
 
 // nearestDistances returns, sorted, the squared distance of up to
-// oodSample reference items (evenly spaced among the first n) to their
-// nearest other item of ix.
-func nearestDistances(ix *index.Index, n int) ([]float32, error) {
+// oodSample of the reference items live (evenly spaced) to their nearest
+// other item of ix.
+func nearestDistances(ix *index.Index, live []int) ([]float32, error) {
+	n := len(live)
 	if n < 2 {
 		return nil, nil
 	}
@@ -231,7 +286,7 @@ func nearestDistances(ix *index.Index, n int) ([]float32, error) {
 	ids := make([]int, m)
 	qs := make([]float32, 0, m*ix.Dim())
 	for i := range ids {
-		ids[i] = int(int64(i) * int64(n) / int64(m))
+		ids[i] = live[int64(i)*int64(n)/int64(m)]
 		v, err := ix.Vector(ids[i])
 		if err != nil {
 			return nil, err
@@ -255,16 +310,23 @@ func nearestDistances(ix *index.Index, n int) ([]float32, error) {
 	return d, nil
 }
 
-// Ready reports whether the model and the index are loaded and the stores
-// answer.
+// Ready reports whether every model and its index are loaded and the
+// stores answer.
 func (s *Server) Ready() bool { return s.notReady() == nil }
 
 // notReady says why the server is not ready, or nil.
 func (s *Server) notReady() error {
-	if s.batcher.Load() == nil || s.state.Load() == nil {
+	set := s.models.Load()
+	if len(set.names) == 0 {
 		return retryable(kindNotReady, "The model or the reference index is still loading.", 1)
 	}
-	checks := []any{s.store, s.state.Load().items}
+	if n := set.notReadyModels(); len(n) > 0 {
+		return retryable(kindNotReady, "The reference index of these models is still loading: "+strings.Join(n, ", ")+".", 1)
+	}
+	checks := []any{s.store}
+	for _, n := range set.names {
+		checks = append(checks, set.byName[n].st.items)
+	}
 	for _, c := range checks {
 		if c, ok := c.(store.Checker); ok {
 			if err := c.Check(); err != nil {
@@ -275,27 +337,32 @@ func (s *Server) notReady() error {
 	return nil
 }
 
-// Close stops the batcher after the requests it holds are answered. Call it
-// after http.Server.Shutdown.
+// Close stops the batchers after the requests they hold are answered, and
+// releases every model. Call it after http.Server.Shutdown.
 func (s *Server) Close() {
-	if b := s.batcher.Load(); b != nil {
-		b.Close()
+	s.swapMu.Lock()
+	set := s.models.Swap(&modelSet{byName: map[string]*served{}})
+	for _, n := range set.names {
+		s.retire(set.byName[n])
 	}
+	s.swapMu.Unlock()
+	s.retiring.Wait()
 }
 
-// model returns the batcher, or a 503 problem while the model loads.
-func (s *Server) model() (*encoder.Batcher, error) {
-	if b := s.batcher.Load(); b != nil {
-		return b, nil
+// model returns the batcher of the request's model (withModel).
+func (s *Server) model(r *http.Request) (*encoder.Batcher, error) {
+	p := pinned(r)
+	if p == nil {
+		return nil, retryable(kindNotReady, "The model is still loading.", 5)
 	}
-	return nil, retryable(kindNotReady, "The model is still loading.", 5)
+	return p.b, nil
 }
 
-// reference returns the index and its item store, or a 503 problem while
-// the index is built.
-func (s *Server) reference() (*indexState, error) {
-	if st := s.state.Load(); st != nil {
-		return st, nil
+// reference returns the index of the request's model and its item store,
+// or a 503 problem while the index is built.
+func (s *Server) reference(r *http.Request) (*indexState, error) {
+	if p := pinned(r); p != nil && p.st != nil {
+		return p.st, nil
 	}
 	return nil, retryable(kindNotReady, "The reference index is still being built.", 5)
 }
@@ -303,11 +370,11 @@ func (s *Server) reference() (*indexState, error) {
 // readWithIndex returns the batcher and the index, or the 503 problem of
 // whichever is missing, and then reads r into q.
 func (s *Server) readWithIndex(r *http.Request, q request) (*encoder.Batcher, *indexState, error) {
-	b, err := s.model()
+	b, err := s.model(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := s.reference()
+	st, err := s.reference(r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -320,6 +387,8 @@ func storeProblem(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return problem(kindUnknownID, "No posterior with this id is stored: it was never computed or has been evicted. POST the image to /encode again.")
+	case errors.Is(err, store.ErrSealed):
+		return retryable(kindUnavailable, "This model is being replaced by a new one; nothing was changed. Retry after the indicated delay.", 1)
 	case errors.Is(err, store.ErrUnavailable):
 		return retryable(kindUnavailable, "The shared store cannot be reached; nothing was lost. Retry after the indicated delay.", 2)
 	}
@@ -334,8 +403,7 @@ func storeProblem(err error) error {
 // item, among the reference items' own (flagged when above
 // OODDistancePercentile; NaN: not known). nil without reference energies
 // or for a non-finite energy.
-func (s *Server) ood(energy float64, nearest float64) *wire.OOD {
-	st := s.state.Load()
+func (s *Server) ood(st *indexState, energy float64, nearest float64) *wire.OOD {
 	if st == nil || len(st.ref.Energies) == 0 || math.IsNaN(energy) || math.IsInf(energy, 0) {
 		return nil
 	}
@@ -349,7 +417,8 @@ func (s *Server) ood(energy float64, nearest float64) *wire.OOD {
 	case p < 100-s.cfg.OODPercentile:
 		o.OutOfDistribution, o.Reason = true, "energy too low"
 	}
-	if d := st.nnDist; len(d) > 0 && !math.IsNaN(nearest) {
+	if t := st.refTables(); t != nil && len(t.nnDist) > 0 && !math.IsNaN(nearest) {
+		d := t.nnDist
 		below := sort.Search(len(d), func(i int) bool { return float64(d[i]) >= nearest })
 		dp := 100 * float64(below) / float64(len(d))
 		o.DistancePercentile = &dp
@@ -361,14 +430,14 @@ func (s *Server) ood(energy float64, nearest float64) *wire.OOD {
 }
 
 // nearest returns the squared distance of each of the n latents (one
-// after another) to its nearest index item; NaN where it is not known.
-func (s *Server) nearest(latents []float32, n int) []float64 {
+// after another) to its nearest item of st's index; NaN where it is not
+// known.
+func (s *Server) nearest(st *indexState, latents []float32, n int) []float64 {
 	out := make([]float64, n)
 	for i := range out {
 		out[i] = math.NaN()
 	}
-	st := s.state.Load()
-	if st == nil || len(st.nnDist) == 0 || len(latents) != n*st.ix.Dim() {
+	if st == nil || st.tables.Load() == nil || len(latents) != n*st.ix.Dim() {
 		return out
 	}
 	found, err := st.ix.SearchBatch(latents, 1)

@@ -178,7 +178,7 @@ func TestEndpoints(t *testing.T) {
 	})
 	t.Run("index items", func(t *testing.T) {
 		s, _ := newTestServer(t, fixture.cebm, 1000, DefaultConfig()) // its own: adding changes the index
-		before := s.state.Load().ix.Len()
+		before := s.served().st.ix.Len()
 		w := do(t, s, req("POST", "/index/items?label=7", "image/png", png0))
 		if w.Code != 200 {
 			t.Fatalf("%d %s", w.Code, w.Body)
@@ -203,7 +203,7 @@ func TestEndpoints(t *testing.T) {
 		// is the model's input.
 		w = do(t, s, req("GET", fmt.Sprintf("/index/items/%d", nb.ID), "", nil))
 		if it := decode[wire.IndexItem](t, w); w.Code != 200 || it.ID != nb.ID || it.Label != 7 || it.Class != "7" ||
-			it.Source != "added" || !it.Image || len(it.Mean) != s.state.Load().ix.Dim() {
+			it.Source != "added" || !it.Image || len(it.Mean) != s.served().st.ix.Dim() {
 			t.Errorf("GET /index/items/%d: %d %s", nb.ID, w.Code, w.Body)
 		}
 		for id, want := range map[int][]uint8{nb.ID: fixture.test.Pixel(0), 3: fixture.train.Pixel(3)} {
@@ -286,11 +286,11 @@ func TestSetIndexChecksModel(t *testing.T) {
 		t.Error("SetIndex before SetModel succeeded")
 	}
 	s, m := newTestServer(t, fixture.cebm, 100, DefaultConfig())
-	served := s.state.Load()
+	served := s.served()
 	if err := s.SetIndex(index.New(m.LatentDim, "another model"), nil, Reference{}); err == nil {
 		t.Fatal("an index of another model was accepted")
 	}
-	if s.state.Load() != served {
+	if s.served() != served {
 		t.Error("the refused index replaced the served one")
 	}
 	if err := s.SetIndex(index.New(m.LatentDim, m.Digest), nil, Reference{}); err != nil {
@@ -444,7 +444,7 @@ func TestOverload(t *testing.T) {
 			codes <- w.Code
 		}()
 		for deadline := time.Now().Add(5 * time.Second); ; {
-			if n := s.batcher.Load().QueueLen(); (i == 0 && n == 0 && blocked.Load()) || (i == 1 && n == 1) {
+			if n := s.served().b.QueueLen(); (i == 0 && n == 0 && blocked.Load()) || (i == 1 && n == 1) {
 				break
 			}
 			if time.Now().After(deadline) {

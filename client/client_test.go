@@ -171,7 +171,7 @@ func TestClient(t *testing.T) {
 		t.Errorf("IndexItemImage: %v", err)
 	}
 	m, err := c.Models(ctx)
-	if err != nil || len(m.Models) != 1 || m.Models[0].IndexItems != 1002 || m.Models[0].Digest == "" || m.Models[0].LatentDim != 128 {
+	if err != nil || len(m.Models) != 1 || m.Models[0].IndexItems != 1001 || m.Models[0].Digest == "" || m.Models[0].LatentDim != 128 {
 		t.Errorf("Models: %+v, %v", m, err)
 	}
 	if h, err := c.Health(ctx); err != nil || h.Status != "ok" {

@@ -26,7 +26,10 @@ const (
 // appendScript numbers a record and appends it to the stream in one atomic
 // step, so the stream's order is the numbering's and every replica applies
 // the records in the same order under the same ids.
+// A stream whose seal key (KEYS[3]) exists takes no more records: its
+// model is being replaced (models.go).
 var appendScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SEALED') end
 local n = tonumber(ARGV[1])
 local seq = redis.call('INCRBY', KEYS[2], n) - n
 local id = redis.call('XADD', KEYS[1], '*', 'seq', seq, 'rec', ARGV[2])
@@ -422,7 +425,10 @@ func (it *RedisItems) Delete(ctx context.Context, id int) error {
 	if err := it.Check(); err != nil {
 		return err
 	}
-	sid, err := it.r.client.XAdd(ctx, &redis.XAddArgs{Stream: it.stream, Values: []any{"del", tombstone([]int{id}).encode(it.ix.Dim())}}).Result()
+	sid, err := deleteScript.Run(ctx, it.r.client, []string{it.stream, it.stream + sealSuffix}, tombstone([]int{id}).encode(it.ix.Dim())).Text()
+	if isSealed(err) {
+		return ErrSealed
+	}
 	if err != nil {
 		return it.r.unavailable("delete", err)
 	}
@@ -483,7 +489,10 @@ func (it *RedisItems) Append(ctx context.Context, b Batch) (int, error) {
 		return 0, err
 	}
 	rec := (&record{Batch: b}).encode(it.ix.Dim())
-	res, err := appendScript.Run(ctx, it.r.client, []string{it.stream, it.count}, len(b.Labels), rec).Slice()
+	res, err := appendScript.Run(ctx, it.r.client, []string{it.stream, it.count, it.stream + sealSuffix}, len(b.Labels), rec).Slice()
+	if isSealed(err) {
+		return 0, ErrSealed
+	}
 	if err != nil {
 		return 0, it.r.unavailable("append", err)
 	}

@@ -15,6 +15,8 @@ class KeyNeeded extends Error {}
 async function api(path, opts = {}) {
   const headers = Object.assign({}, opts.headers || {});
   if (state.key) headers['Authorization'] = 'Bearer ' + state.key;
+  // The model picked (when the server serves several) answers every route of one model.
+  if (state.model && path !== '/models') path += (path.includes('?') ? '&' : '?') + 'model=' + encodeURIComponent(state.model);
   const resp = await fetch(path, Object.assign({}, opts, { headers }));
   if (resp.status === 401) {
     $('key-panel').hidden = false;
@@ -238,7 +240,9 @@ async function showMap(mean, neighbors) {
 
 async function loadModel() {
   try {
-    const m = (await (await api('/models')).json()).models[0];
+    const models = (await (await api('/models')).json()).models;
+    const m = models.find((x) => x.name === state.model) || models.find((x) => x.default) || models[0];
+    pickModel(models, m.name);
     if (Array.isArray(m.classes) && !m.classes.every((c) => /^[0-9]$/.test(c))) state.notA = 'not one of its classes';
     if (Array.isArray(m.classes)) state.classes = m.classes;
     drawKey();
@@ -252,6 +256,26 @@ async function loadModel() {
   } catch (e) {
     if (!(e instanceof KeyNeeded)) $('model').textContent = 'Model card unavailable: ' + e.message;
   }
+}
+
+// pickModel shows a model picker when the server serves several; picking
+// one reloads its card and map, and analyses the last image again.
+function pickModel(models, current) {
+  let pick = $('model-pick');
+  if (models.length < 2) { if (pick) pick.remove(); return; }
+  if (!pick) {
+    pick = document.createElement('select');
+    pick.id = 'model-pick';
+    pick.setAttribute('aria-label', 'Model');
+    pick.addEventListener('change', () => {
+      state.model = pick.value;
+      loadModel();
+      loadMap();
+      if (state.pending) analyse(state.pending.blob, performance.now());
+    });
+    $('model').before(pick);
+  }
+  pick.replaceChildren(...models.map((x) => new Option(x.name + (x.default ? ' (default)' : ''), x.name, false, x.name === current)));
 }
 
 // Drawing: white strokes on black, like the MNIST digits; pointer events

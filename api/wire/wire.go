@@ -75,6 +75,7 @@ type NaturalParams struct {
 
 // ClassifyResponse answers POST /classify-knn.
 type ClassifyResponse struct {
+	Model   string           `json:"model"` // the digest of the model that encoded the queries and built the index searched
 	K       int              `json:"k"`
 	Results []Classification `json:"results"`
 }
@@ -160,7 +161,10 @@ type ModelInfo struct {
 	modelfile.Meta
 	Digest          string `json:"digest"` // sha256 of the .onnx file
 	PriorComponents int    `json:"prior_components"`
-	IndexItems      int    `json:"index_items"`
+	IndexItems      int    `json:"index_items"` // live (not deleted) items
+	IndexSize       int    `json:"index_size"`  // ids given so far: live and deleted items
+	Ready           bool   `json:"ready"`       // its index is loaded
+	Default         bool   `json:"default"`     // routes without a model parameter serve it
 }
 
 // Health answers /healthz and /readyz.

@@ -31,12 +31,30 @@ type serveConfig struct {
 	CORSOrigins  string // comma-separated
 	APIKeysFile  string // --api-keys: a file of "KEY SCOPE" lines
 	OTLPEndpoint string // --otlp-endpoint: where traces go; "" for none
+	modelFlag    listFlag
+}
+
+// defaultModel is the model served when neither --model nor --models is
+// given.
+const defaultModel = "models/mnist-cebm.onnx"
+
+// listFlag is a flag that may be repeated, each value a comma-separated
+// list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, splitList(v)...)
+	return nil
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	d := api.DefaultConfig()
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
-	fs.StringVar(&c.Model, "model", "models/mnist-cebm.onnx", "exported .onnx model to serve")
+	fs.Var(&c.modelFlag, "model", "exported .onnx model to serve (default models/mnist-cebm.onnx unless --models is given); repeat it, or separate files by commas, to serve several, each under its file name without .onnx (the model parameter of the routes)")
+	fs.StringVar(&c.ModelsDir, "models", "", "serve every .onnx file of this folder too; PUT /models/{name} writes a new model there (so that a restart serves it) and may add one, and SIGHUP rescans it")
+	fs.StringVar(&c.DefaultModel, "default-model", "", "name of the model that routes without a model parameter serve (default: the first --model, else the folder's first)")
 	fs.StringVar(&c.Reference, "reference", "mnist", "labelled reference data set for /classify-knn (see cebm data list); none for an empty index")
 	fs.StringVar(&c.ReferenceSplit, "reference-split", "train", "split of the reference data set")
 	fs.IntVar(&c.ReferenceLimit, "reference-limit", 0, "use only the first N reference images (0: all)")
@@ -85,6 +103,12 @@ func parseServeFlags(args []string, env func(string) string, stderr io.Writer) (
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case len(c.modelFlag) > 0:
+		c.Model, c.Models = c.modelFlag[0], c.modelFlag[1:]
+	case c.ModelsDir == "":
+		c.Model = defaultModel
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -153,7 +177,7 @@ func (c *serveConfig) logAttrs() []any {
 	if c.API.APIKey != "" {
 		key = "set"
 	}
-	return []any{"addr", c.Addr, "model", c.Model, "reference", c.Reference, "reference_split", c.ReferenceSplit,
+	return []any{"addr", c.Addr, "model", c.Model, "models", c.Models, "models_dir", c.ModelsDir, "default_model", c.DefaultModel, "reference", c.Reference, "reference_split", c.ReferenceSplit,
 		"reference_limit", c.ReferenceLimit, "cache_dir", c.CacheDir, "store", redactURL(c.Store),
 		"state_dir", c.StateDir, "store_ttl", c.StoreTTL, "threads", c.Threads,
 		"api_key", key, "api_keys", len(c.API.Keys), "otlp_endpoint", redactURL(c.OTLPEndpoint), "max_body_bytes", c.API.MaxBodyBytes, "max_images", c.API.MaxParts,

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cebm/cebm/data"
 )
@@ -97,4 +99,88 @@ func TestServeAPIKeys(t *testing.T) {
 			t.Errorf("%s %s with key %q: %d, want %d", c.method, c.path, c.key, got, c.want)
 		}
 	}
+}
+
+// TestServeModelFlags: --model may be repeated (or comma-separated), the
+// default model file is served only without --model and --models, and
+// --default-model must name a served model.
+func TestServeModelFlags(t *testing.T) {
+	env := func(string) string { return "" }
+	for _, c := range []struct {
+		args  []string
+		model string
+		more  int
+	}{
+		{nil, defaultModel, 0},
+		{[]string{"--model", "a.onnx", "--model", "b.onnx,c.onnx"}, "a.onnx", 2},
+		{[]string{"--models", t.TempDir()}, "", 0},
+	} {
+		cfg, err := parseServeFlags(append(c.args, "--store", "memory"), env, io.Discard)
+		if err != nil || cfg.Model != c.model || len(cfg.Models) != c.more {
+			t.Errorf("%q: model %q, more %q, %v", c.args, cfg.Model, cfg.Models, err)
+		}
+	}
+	err := run(t.Context(), []string{"serve", "--addr", "127.0.0.1:0", "--store", "memory", "--model", shippedModel, "--default-model", "nope"}, os.Getenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--default-model") {
+		t.Errorf("--default-model nope: %v", err)
+	}
+}
+
+// TestServeSIGHUP: `cebm serve --models DIR` serves the folder's models;
+// after a file is replaced and another added, SIGHUP swaps the first and
+// adds the second while the server keeps answering.
+func TestServeSIGHUP(t *testing.T) {
+	if _, err := os.Stat(shippedModel); err != nil {
+		t.Skip("no shipped model")
+	}
+	dir := t.TempDir()
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to+".tmp", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(to+".tmp", to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(shippedModel, filepath.Join(dir, "digits.onnx"))
+	base := serveInProcess(t, "--models", dir, "--reference-limit", "300", "--cache-dir", "", "--state-dir", t.TempDir())
+	models := func() map[string]string {
+		var out struct {
+			Models []struct{ Name, Digest string }
+		}
+		if code, _, err := call(http.DefaultClient, "GET", base+"/models", "", nil, &out); code != 200 || err != nil {
+			t.Fatalf("/models: %d %v", code, err)
+		}
+		m := map[string]string{}
+		for _, x := range out.Models {
+			m[x.Name] = x.Digest
+		}
+		return m
+	}
+	before := models()
+	if len(before) != 1 || before["digits"] == "" {
+		t.Fatalf("served %v", before)
+	}
+	copyFile("../../models/mnist-gmm-cebm.onnx", filepath.Join(dir, "digits.onnx"))
+	copyFile("../../models/fashion-mnist-cebm.onnx", filepath.Join(dir, "fashion.onnx"))
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		now := models()
+		if len(now) == 2 && now["digits"] != before["digits"] && now["fashion"] != "" {
+			t.Logf("after SIGHUP: %v", now)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP still %v", now)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitStatus(t, base+"/readyz", 200, time.Minute)
 }

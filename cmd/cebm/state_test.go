@@ -110,13 +110,13 @@ func TestCrashDurability(t *testing.T) {
 		{
 			var models struct {
 				Models []struct {
-					IndexItems int `json:"index_items"`
+					IndexSize int `json:"index_size"` // ids given, deleted items too
 				} `json:"models"`
 			}
 			if code, _, err := call(http.DefaultClient, "GET", base+"/models", "", nil, &models); err != nil || code != 200 {
 				t.Fatalf("/models: %d %v", code, err)
 			}
-			n = models.Models[0].IndexItems
+			n = models.Models[0].IndexSize
 		}
 		mu.Lock()
 		if n < len(acked) || n > posted {

@@ -13,8 +13,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cebm/cebm/api"
@@ -31,7 +34,10 @@ import (
 // its flags are read.
 type Config struct {
 	Addr            string // listen address (Run only)
-	Model           string // exported .onnx model
+	Model           string // exported .onnx model (the first served; see models.go)
+	Models          []string
+	ModelsDir       string // a folder whose *.onnx files are served; PUT /models/{name} writes there
+	DefaultModel    string // the name of the model plain routes serve ("": the first)
 	Reference       string // data set name; "" or "none" for an empty index
 	ReferenceSplit  string
 	ReferenceLimit  int    // the first N reference images (0: all)
@@ -80,8 +86,13 @@ type Service struct {
 	api    *api.Server
 	lock   *dirlock.Lock
 	shared *store.Redis
-	model  *encoder.Model
-	file   *store.FileItems
+	// swapMu lets one model swap (PUT /models/{name}, a rescan) run at a
+	// time.
+	swapMu sync.Mutex
+	// stop ends the goroutine that follows the models other replicas
+	// publish (followModels); following is done when it has returned.
+	stop      context.CancelFunc
+	following sync.WaitGroup
 }
 
 // New takes the state folder (for the embedded store: one server per
@@ -129,43 +140,88 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 // Handler is the service's HTTP handler.
 func (s *Service) Handler() http.Handler { return s.api }
 
-// Load loads the model into the server, then the reference index, then the
-// items added to it (from the embedded log or the shared Redis). Call it
-// once; Close must wait for it to return.
+// Load loads the models into the server, then each one's reference index
+// and the items added to it (from the embedded log or the shared Redis).
+// Call it once; Close must wait for it to return.
 func (s *Service) Load(ctx context.Context) error {
 	if p := s.cfg.env(ort.EnvLibrary); p != "" {
 		ort.SetLibraryPath(p)
 	}
-	start := time.Now()
-	m, err := encoder.Load(s.cfg.Model, s.cfg.Threads)
+	files, err := s.cfg.modelFiles()
 	if err != nil {
 		return err
 	}
-	s.model = m
-	s.log.Info("model loaded", "path", s.cfg.Model, "kind", m.Kind, "latent_dim", m.LatentDim,
-		"input_shape", m.InputShape, "digest", m.Digest, "took", time.Since(start).Round(time.Millisecond))
-	s.api.SetModel(m)
+	models := make([]*encoder.Model, len(files))
+	for i, f := range files {
+		start := time.Now()
+		m, err := encoder.Load(f.path, s.cfg.Threads)
+		if err != nil {
+			return err
+		}
+		s.log.Info("model loaded", "name", f.name, "path", f.path, "kind", m.Kind, "latent_dim", m.LatentDim,
+			"input_shape", m.InputShape, "digest", m.Digest, "took", time.Since(start).Round(time.Millisecond))
+		s.api.AddModel(f.name, m, m.Close)
+		models[i] = m
+	}
+	if s.cfg.DefaultModel != "" {
+		if err := s.api.SetDefault(s.cfg.DefaultModel); err != nil {
+			return fmt.Errorf("--default-model: %w", err)
+		}
+	}
+	for i, f := range files {
+		start := time.Now()
+		ix, ref, items, closeItems, err := s.openIndex(ctx, models[i])
+		if err != nil {
+			return err
+		}
+		if err := s.api.SetModelIndex(f.name, ix, items, ref, closeItems); err != nil {
+			closeItems()
+			return err
+		}
+		s.log.Info("index loaded", "model", f.name, "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	s.api.SetLoader(s.put)
+	if s.shared != nil {
+		fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.stop = stop
+		s.following.Add(1)
+		go func() {
+			defer s.following.Done()
+			s.followModels(fctx, time.Second/2)
+		}()
+	}
+	return nil
+}
+
+// openIndex loads or builds model m's reference index and opens the store
+// of its added items (keyed by the model's digest and the reference set),
+// whose items it applies to the index; closeItems closes that store.
+func (s *Service) openIndex(ctx context.Context, m *encoder.Model) (ix *index.Index, ref api.Reference, items store.Items, closeItems func(), err error) {
 	ix, ref, refName, err := s.referenceIndex(ctx, m)
 	if err != nil {
-		return err
+		return nil, api.Reference{}, nil, nil, err
 	}
 	key := reference.Key(m.Digest, refName)
-	var items store.Items
+	closeItems = func() {}
 	switch {
 	case s.shared != nil:
 		items = s.shared.Items(ix, key)
 	case s.cfg.Store == "":
 		snap, logPath := store.FilePaths(s.cfg.StateDir, key)
-		if s.file, err = store.OpenFileItems(ix, snap, logPath, store.FileOptions{Log: s.log}); err != nil {
-			return err
+		file, err := store.OpenFileItems(ix, snap, logPath, store.FileOptions{Log: s.log})
+		if err != nil {
+			return nil, api.Reference{}, nil, nil, err
 		}
-		items = s.file
+		items = file
+		closeItems = func() {
+			if err := file.Close(); err != nil {
+				s.log.Warn("closing the log of added items", "err", err)
+			}
+		}
+	default:
+		items = store.NewMemoryItems(ix)
 	}
-	if err := s.api.SetIndex(ix, items, ref); err != nil {
-		return err
-	}
-	s.log.Info("index loaded", "index_items", ix.Len(), "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return ix, ref, items, closeItems, nil
 }
 
 // referenceIndex loads or builds the reference set's index, with what the
@@ -210,20 +266,18 @@ func (s *Service) referenceIndex(ctx context.Context, m *encoder.Model) (*index.
 	}}, ref.Name, nil
 }
 
-// Close stops the API server's work and closes the log of added items, the
-// model, the Redis connection and the state folder's lock. Call it after
-// the HTTP server has stopped and Load has returned.
+// Close stops the API server's work and closes the models and the logs of
+// their added items, the Redis connection and the state folder's lock.
+// Call it after the HTTP server has stopped and Load has returned.
 func (s *Service) Close() {
+	if s.stop != nil {
+		s.stop()
+		s.following.Wait()
+	}
 	if s.api != nil {
+		s.swapMu.Lock() // a swap under way finishes first
 		s.api.Close()
-	}
-	if s.file != nil {
-		if err := s.file.Close(); err != nil {
-			s.log.Warn("closing the log of added items", "err", err)
-		}
-	}
-	if s.model != nil {
-		s.model.Close()
+		s.swapMu.Unlock()
 	}
 	if s.shared != nil {
 		s.shared.Close()
@@ -234,7 +288,8 @@ func (s *Service) Close() {
 }
 
 // Run serves cfg at cfg.Addr: it listens at once (/healthz answers while
-// the model and index load), loads them, and on ctx's end (SIGTERM) stops
+// the models and indexes load), loads them, rescans the model files on
+// SIGHUP (Rescan), and on ctx's end (SIGTERM) stops
 // accepting connections, finishes the requests in flight within
 // cfg.ShutdownTimeout, closes the service and returns.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
@@ -266,6 +321,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer cancelLoad()
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- svc.Load(loadCtx) }()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var rescans sync.WaitGroup
 
 	var (
 		failure error
@@ -286,6 +345,17 @@ wait:
 				break wait
 			}
 			loadDone = nil // keep serving until ctx ends
+		case <-hup:
+			if !loaded {
+				log.Warn("SIGHUP while the models load: not rescanned")
+				continue
+			}
+			log.Info("SIGHUP: rescanning the model files")
+			rescans.Add(1)
+			go func() {
+				defer rescans.Done()
+				svc.Rescan(loadCtx)
+			}()
 		}
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
@@ -298,6 +368,7 @@ wait:
 	if !loaded { // wait until the loader has stopped using the model
 		<-loadDone
 	}
+	rescans.Wait()
 	svc.Close()
 	log.Info("stopped")
 	return failure
